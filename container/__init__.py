@@ -1,0 +1,1 @@
+"""SageMaker bring-your-own-container XGBoost: training and serving code that runs in the image."""

@@ -1,0 +1,160 @@
+"""Every `/opt/ml` path and `SAGEMAKER_*` setting, computed once from the environment.
+
+This is the only module that reads `os.environ`. `SAGEMAKER_BASE_DIR` moves `/opt/ml`, so the
+same code runs in the image, on a laptop and in tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_BASE_DIR = "/opt/ml"
+MODEL_FILENAME = "xgboost-model"
+"""The model file name shared by training and serving (the built-in algorithm's name)."""
+
+REALTIME_MAX_PAYLOAD_MB = 6
+"""SageMaker's payload limit for real-time endpoints."""
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer; set it to a whole number.") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be a positive integer.")
+    return value
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The `/opt/ml` tree, rooted anywhere."""
+
+    base_dir: Path
+
+    @property
+    def input_config_dir(self) -> Path:
+        return self.base_dir / "input" / "config"
+
+    @property
+    def hyperparameters_file(self) -> Path:
+        return self.input_config_dir / "hyperparameters.json"
+
+    @property
+    def input_data_config_file(self) -> Path:
+        return self.input_config_dir / "inputdataconfig.json"
+
+    @property
+    def resource_config_file(self) -> Path:
+        return self.input_config_dir / "resourceconfig.json"
+
+    @property
+    def checkpoint_config_file(self) -> Path:
+        return self.input_config_dir / "checkpointconfig.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "input" / "data"
+
+    def channel_dir(self, channel: str) -> Path:
+        return self.data_dir / channel
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base_dir / "model"
+
+    @property
+    def model_file(self) -> Path:
+        return self.model_dir / MODEL_FILENAME
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base_dir / "output"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.output_dir / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / "failure"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.base_dir / "checkpoints"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.base_dir / "code"
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """What `serve` reads from `SAGEMAKER_*` variables."""
+
+    port: int
+    workers: int
+    timeout_s: int
+    default_accept: str
+    inference_output: tuple[str, ...]
+    batch: bool
+    max_payload_mb: int
+    max_rows: int
+    max_columns: int
+    program: str | None
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return self.max_payload_mb * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the container needs from its environment, read once."""
+
+    paths: Paths
+    serving: ServingSettings
+    cpu_count: int
+    program: str | None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from `environ` (the process environment by default)."""
+        env = os.environ if environ is None else environ
+        cpu_count = os.cpu_count() or 1
+        batch = env.get("SAGEMAKER_BATCH", "").strip().lower() in _TRUE
+        max_payload = (
+            _int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", REALTIME_MAX_PAYLOAD_MB)
+            if batch
+            else REALTIME_MAX_PAYLOAD_MB
+        )
+        output_keys = env.get("SAGEMAKER_INFERENCE_OUTPUT", "")
+        program = env.get("SAGEMAKER_PROGRAM", "").strip() or None
+        serving = ServingSettings(
+            port=_int(env, "SAGEMAKER_BIND_TO_PORT", 8080),
+            workers=_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", cpu_count),
+            timeout_s=_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60),
+            default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "").strip()
+            or "text/csv",
+            inference_output=tuple(k.strip() for k in output_keys.split(",") if k.strip()),
+            batch=batch,
+            max_payload_mb=max_payload,
+            max_rows=_int(env, "XGB_SERVER_MAX_ROWS", 1_000_000),
+            max_columns=_int(env, "XGB_SERVER_MAX_COLUMNS", 100_000),
+            program=program,
+        )
+        base = Path(env.get("SAGEMAKER_BASE_DIR", "").strip() or DEFAULT_BASE_DIR)
+        return cls(paths=Paths(base), serving=serving, cpu_count=cpu_count, program=program)
+
+
+def export_base_dir(settings: Settings) -> None:
+    """Point `sagemaker-training` at our base dir; call before importing it (it reads at import)."""
+    os.environ["SAGEMAKER_BASE_DIR"] = str(settings.paths.base_dir)
