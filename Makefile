@@ -24,8 +24,10 @@ lint: install
 test: install lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest
 
+# Starts the Docker engine if needed; builds FROM a local Debian base when no registry answers.
 image: install
-	./build_and_push.sh --no-push
+	@scripts/docker-engine.sh start >/dev/null
+	@./build_and_push.sh --no-push --base-image "$$(scripts/base-image.sh)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -49,3 +49,9 @@ class ServerError(ContainerError):
 
 class ModelLoadError(ServerError):
     """The model folder holds no model we can (or may) load."""
+
+
+class DistributedError(ContainerError):
+    """Training on several hosts could not start or go on: a peer unreachable, gone or failed."""
+
+    status = 500

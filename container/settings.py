@@ -110,10 +110,24 @@ class ServingSettings:
     max_rows: int
     max_columns: int
     program: str | None
+    host: str = "0.0.0.0"
+    """The address `serve` binds (`XGB_SERVER_HOST`; tests use 127.0.0.1)."""
 
     @property
     def max_payload_bytes(self) -> int:
         return self.max_payload_mb * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DistributedSettings:
+    """How training hosts find and wait for each other (`XGB_*` variables, SageMaker defaults)."""
+
+    tracker_port: int = 9099
+    """The port XGBoost's tracker listens on, on the first host in sorted order."""
+    resolve_timeout_s: int = 600
+    """How long a host retries resolving its peers' names (SageMaker brings DNS up late)."""
+    collective_timeout_s: int = 600
+    """How long a host waits for its peers to join, or at any one collective step."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,7 @@ class Settings:
     serving: ServingSettings
     cpu_count: int
     program: str | None
+    distributed: DistributedSettings = DistributedSettings()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -150,9 +165,25 @@ class Settings:
             max_rows=_int(env, "XGB_SERVER_MAX_ROWS", 1_000_000),
             max_columns=_int(env, "XGB_SERVER_MAX_COLUMNS", 100_000),
             program=program,
+            host=env.get("XGB_SERVER_HOST", "").strip() or "0.0.0.0",
+        )
+        distributed = DistributedSettings(
+            tracker_port=_int(env, "XGB_TRACKER_PORT", DistributedSettings.tracker_port),
+            resolve_timeout_s=_int(
+                env, "XGB_HOST_RESOLVE_TIMEOUT_S", DistributedSettings.resolve_timeout_s
+            ),
+            collective_timeout_s=_int(
+                env, "XGB_COLLECTIVE_TIMEOUT_S", DistributedSettings.collective_timeout_s
+            ),
         )
         base = Path(env.get("SAGEMAKER_BASE_DIR", "").strip() or DEFAULT_BASE_DIR)
-        return cls(paths=Paths(base), serving=serving, cpu_count=cpu_count, program=program)
+        return cls(
+            paths=Paths(base),
+            serving=serving,
+            cpu_count=cpu_count,
+            program=program,
+            distributed=distributed,
+        )
 
 
 def export_base_dir(settings: Settings) -> None:

@@ -1,0 +1,194 @@
+"""Start, watch and stop the processes a benchmark measures; memory read from /proc.
+
+Every server runs in its own session (process group) so the whole gunicorn tree is stopped
+with one signal; memory is summed over the tree because gunicorn forks its workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_group(
+    argv: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `argv` in a new session, stdout and stderr appended to `log`."""
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+    """SIGTERM the process group of `proc`, then SIGKILL what is left after `grace_s`."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace_s)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    # The leader may be gone while forked workers still linger in its group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def ping_status(port: int, timeout_s: float = 1.0) -> int | None:
+    """The status of `GET /ping` on 127.0.0.1:`port`, or None when nothing answers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        conn.request("GET", "/ping")
+        return conn.getresponse().status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+def wait_for_ping(proc: subprocess.Popen[bytes], port: int, timeout_s: float, log: Path) -> float:
+    """Seconds from now until `/ping` answers 200; raises if the server exits or never answers."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout_s:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {proc.returncode} before answering /ping; "
+                f"last lines of {log}:\n{tail(log)}"
+            )
+        if ping_status(port, timeout_s=0.5) == 200:
+            return time.perf_counter() - start
+        time.sleep(0.005)
+    raise RuntimeError(f"no /ping 200 within {timeout_s} s; last lines of {log}:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a text file (empty when it does not exist)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants that are alive now."""
+    tree = _children()
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(tree.get(current, []))
+    return found
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_bytes(pids: Sequence[int]) -> int:
+    """Sum of resident memory (VmRSS) over `pids`; shared pages count once per process."""
+    return sum(_status_kb(pid, "VmRSS") for pid in pids) * 1024
+
+
+def pss_bytes(pids: Sequence[int]) -> int:
+    """Sum of proportional set size over `pids`: shared pages split between their sharers."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total
+
+
+def peak_rss_bytes(pids: Sequence[int]) -> int:
+    """Sum of each process's resident high-water mark (VmHWM) since start or `reset_peaks`."""
+    return sum(_status_kb(pid, "VmHWM") for pid in pids) * 1024
+
+
+def reset_peaks(pids: Sequence[int]) -> bool:
+    """Reset VmHWM of `pids` to their current RSS (`clear_refs` 5); False if not permitted."""
+    ok = True
+    for pid in pids:
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except OSError:
+            ok = False
+    return ok
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time used so far by `pid` (not its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class TreeSampler:
+    """Samples the summed RSS of a process tree in a thread; `peak` is the largest sum seen."""
+
+    def __init__(self, pid: int, interval_s: float = 0.02) -> None:
+        self.pid = pid
+        self.interval_s = interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes(process_tree(self.pid)))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,395 @@
+"""Serving benchmark (issue 8): our `./serve` against the classic BYOC server, a tuned one-file
+Flask app and the in-process floor, all measured in one run on this machine.
+
+    python bench/serve.py            # full run, about 5 minutes on 2 cores
+    python bench/serve.py --quick    # tiny models and 1-second runs: checks that it all works
+
+Writes `serve.json` and `serve.png` into `--out` (default `bench/results/`) and prints a table.
+Every server listens on 127.0.0.1 only, runs in its own process group and is killed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python bench/serve.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import xgboost as xgb
+
+from bench import charts, report
+from bench.floor import FloorResult, load_booster, measure_floor
+from bench.load import ensure_wrk, post_csv, run_wrk
+from bench.processes import (
+    TreeSampler,
+    free_port,
+    peak_rss_bytes,
+    process_tree,
+    pss_bytes,
+    reset_peaks,
+    rss_bytes,
+    start_group,
+    stop_group,
+    wait_for_ping,
+)
+from bench.workload import ModelSpec, make_features, model_specs, to_csv, train_model
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_FILENAME = "xgboost-model"
+SERVERS = ("classic", "tuned", "ours")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A timed closed-loop load: `rows` rows per request, `connections` requests in flight."""
+
+    name: str
+    rows: int
+    connections: int
+
+
+SCENARIOS = (
+    Scenario("1row_c1", 1, 1),
+    Scenario("1row_c8", 1, 8),
+    Scenario("100row_c2", 100, 2),
+    Scenario("1000row_c2", 1000, 2),
+)
+BATCH = "batch"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes and durations of one run."""
+
+    quick: bool
+    duration_s: float
+    warmup_s: float
+    floor_s: float
+    rounds: int
+    train_rows: int
+    batch_rows: int
+    batch_repeats: int
+    workers: int
+    servers: tuple[str, ...]
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Config:
+        quick = args.quick
+        return cls(
+            quick=quick,
+            duration_s=args.duration or (1.0 if quick else 5.0),
+            warmup_s=0.2 if quick else 1.0,
+            floor_s=0.3 if quick else 2.0,
+            rounds=10 if quick else 100,
+            train_rows=1_000 if quick else 20_000,
+            batch_rows=args.batch_rows or (2_000 if quick else 100_000),
+            batch_repeats=1 if quick else 3,
+            workers=os.cpu_count() or 1,
+            servers=tuple(args.servers),
+        )
+
+
+# --- servers -------------------------------------------------------------------------------
+
+
+def _base_env() -> dict[str, str]:
+    """The caller's environment without settings that would change what a server does."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SAGEMAKER_", "XGB_", "OMP_", "GUNICORN_")) and k != "PYTHONPATH"
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _server_argv(
+    name: str, base_dir: Path, port: int, workers: int, batch_mb: int | None
+) -> tuple[list[str], dict[str, str]]:
+    env = _base_env()
+    if name == "ours":
+        env.update(
+            SAGEMAKER_BASE_DIR=str(base_dir),
+            SAGEMAKER_BIND_TO_PORT=str(port),
+            SAGEMAKER_MODEL_SERVER_WORKERS=str(workers),
+            XGB_SERVER_HOST="127.0.0.1",
+        )
+        if batch_mb is not None:
+            env.update(SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB=str(batch_mb))
+        return [str(REPO / "serve")], env
+    env["PYTHONPATH"] = str(REPO)
+    model = base_dir / "model" / MODEL_FILENAME
+    module = {"classic": "bench.baseline_server", "tuned": "bench.tuned_server"}[name]
+    argv = [sys.executable, "-m", "gunicorn", "-k", "sync", "-w", str(workers)]
+    argv += ["-b", f"127.0.0.1:{port}", "--timeout", "600", "--log-level", "warning"]
+    if name == "tuned":
+        argv.append("--preload")
+    return [*argv, f"{module}:create_app({str(model)!r})"], env
+
+
+@dataclass
+class RunningServer:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    start_to_ping_s: float
+
+    def pids(self) -> list[int]:
+        return process_tree(self.proc.pid)
+
+
+@contextmanager
+def running(
+    name: str, base_dir: Path, workers: int, logs: Path, batch_mb: int | None = None
+) -> Iterator[RunningServer]:
+    """Start server `name` on a free 127.0.0.1 port, wait for /ping 200, stop it on exit."""
+    port = free_port()
+    argv, env = _server_argv(name, base_dir, port, workers, batch_mb)
+    log = logs / f"{base_dir.name}-{name}{'-batch' if batch_mb else ''}.log"
+    start = time.perf_counter()
+    proc = start_group(argv, env, log, cwd=REPO)
+    try:
+        wait_for_ping(proc, port, timeout_s=120, log=log)
+        yield RunningServer(name, port, proc, time.perf_counter() - start)
+    finally:
+        stop_group(proc)
+
+
+# --- measurements --------------------------------------------------------------------------
+
+
+def parse_answer(body: bytes, rows: int) -> np.ndarray:
+    """Predictions from a text/csv answer (tolerates `[...]` around multi-class rows)."""
+    text = body.replace(b"[", b"").replace(b"]", b"")
+    values = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.float64, ndmin=2)
+    return values.reshape(rows, -1).squeeze(axis=1) if values.size == rows else values
+
+
+def check_answer(server: RunningServer, body: bytes, expected: np.ndarray) -> float:
+    """Largest absolute difference between the server's predictions and in-process ones."""
+    status, answer, _ = post_csv(server.port, body)
+    if status != 200:
+        raise RuntimeError(f"{server.name} answered {status}: {answer[:300]!r}")
+    got = parse_answer(answer, len(expected))
+    if got.shape != expected.shape:
+        raise RuntimeError(f"{server.name} answered shape {got.shape}, expected {expected.shape}")
+    return float(np.max(np.abs(got - expected)))
+
+
+def warm_up(server: RunningServer, body: bytes, seconds: float, connections: int = 1) -> None:
+    """Send requests on `connections` connections for `seconds` so every worker has answered."""
+
+    def loop() -> int:
+        end, sent = time.perf_counter() + seconds, 0
+        while sent < 4 or time.perf_counter() < end:
+            status, answer, _ = post_csv(server.port, body)
+            if status != 200:
+                raise RuntimeError(f"{server.name} answered {status}: {answer[:300]!r}")
+            sent += 1
+        return sent
+
+    with ThreadPoolExecutor(connections) as pool:
+        for future in [pool.submit(loop) for _ in range(connections)]:
+            future.result()
+
+
+def run_scenario(
+    server: RunningServer, wrk: str, scenario: Scenario, body: bytes, cfg: Config
+) -> dict[str, object]:
+    warm_up(server, body, cfg.warmup_s, scenario.connections)
+    load = run_wrk(wrk, server.port, body, scenario.connections, cfg.duration_s)
+    pids = server.pids()
+    return {
+        **load.as_dict(),
+        "rows": scenario.rows,
+        "connections": scenario.connections,
+        "rows_per_s": load.req_per_s * scenario.rows,
+        "rss_bytes": rss_bytes(pids),
+        "pss_bytes": pss_bytes(pids),
+    }
+
+
+def run_batch(
+    server: RunningServer, body: bytes, warm_body: bytes, expected: np.ndarray, cfg: Config
+) -> dict[str, object]:
+    """The batch request cold (first of this server), then warm: every worker first answers
+    smaller requests, then one untimed and `batch_repeats` timed batch requests. Memory growth
+    is the peak over all of them against the resident size before the first."""
+    rows = len(expected)
+    pids = server.pids()
+    rss_before = rss_bytes(pids)
+    peaks_reset = reset_peaks(pids)
+    times: list[float] = []
+    with TreeSampler(server.proc.pid, interval_s=0.01) as sampler:
+        status, answer, cold_s = post_csv(server.port, body)
+        if status != 200:
+            raise RuntimeError(f"{server.name} answered {status}: {answer[:300]!r}")
+        diff = float(np.max(np.abs(parse_answer(answer, rows) - expected)))
+        warm_up(server, warm_body, cfg.warmup_s, connections=2 * cfg.workers)
+        for i in range(cfg.batch_repeats + 1):
+            status, answer, seconds = post_csv(server.port, body)
+            if status != 200:
+                raise RuntimeError(f"{server.name} answered {status}: {answer[:300]!r}")
+            if i:
+                times.append(seconds)
+    hwm = peak_rss_bytes(server.pids()) if peaks_reset else 0
+    peak = max(hwm, sampler.peak)
+    median = float(np.median(times))
+    return {
+        "rows": rows,
+        "requests": len(times),
+        "seconds": times,
+        "cold_first_request_s": cold_s,
+        "p50_ms": median * 1000,
+        "rows_per_s": rows / median,
+        "payload_bytes": len(body),
+        "answer_bytes": len(answer),
+        "rss_before_bytes": rss_before,
+        "rss_peak_bytes": peak,
+        "rss_peak_sampled_bytes": sampler.peak,
+        "rss_growth_bytes": peak - rss_before,
+        "rss_growth_per_payload": (peak - rss_before) / len(body),
+        "max_abs_diff": diff,
+        "rss_bytes": rss_bytes(server.pids()),
+        "pss_bytes": pss_bytes(server.pids()),
+    }
+
+
+def bench_model(
+    spec: ModelSpec, cfg: Config, work: Path, wrk: str, logs: Path
+) -> dict[str, object]:
+    """Floor and every server for one model."""
+    base_dir = work / spec.name
+    model_path = base_dir / "model" / MODEL_FILENAME
+    print(f"[{spec.name}] training {spec.rounds} rounds ...", flush=True)
+    train_model(spec, cfg.train_rows, model_path, nthread=cfg.workers)
+    bodies = {s.name: to_csv(make_features(s.rows, seed=100 + s.rows)) for s in SCENARIOS}
+    batch_features = make_features(cfg.batch_rows, seed=999)
+    bodies[BATCH] = to_csv(batch_features)
+    check_features = make_features(1000, seed=5)
+    check_body = to_csv(check_features)
+
+    print(f"[{spec.name}] in-process floor ...", flush=True)
+    one = load_booster(str(model_path), threads=1)
+    floor: dict[str, FloorResult] = {
+        s.name: measure_floor(one, bodies[s.name], 1, cfg.floor_s) for s in SCENARIOS
+    }
+    floor[BATCH] = measure_floor(one, bodies[BATCH], 1, cfg.floor_s, min_calls=2)
+    every = load_booster(str(model_path), threads=cfg.workers)
+    floor_batch_all = measure_floor(every, bodies[BATCH], cfg.workers, cfg.floor_s, min_calls=2)
+    # The batch floor is the better of one thread and all threads on one request.
+    floor_batch = max(floor[BATCH], floor_batch_all, key=lambda f: f.rows_per_s)
+    expected_check = one.inplace_predict(check_features).astype(np.float64)
+    expected_batch = one.inplace_predict(batch_features).astype(np.float64)
+
+    batch_mb = max(6, 2 * len(bodies[BATCH]) // 2**20 + 1)
+    servers: dict[str, dict[str, object]] = {}
+    for name in cfg.servers:
+        print(f"[{spec.name}] {name} ...", flush=True)
+        result: dict[str, object] = {"scenarios": {}}
+        with running(name, base_dir, cfg.workers, logs) as server:
+            result["start_to_ping_s"] = server.start_to_ping_s
+            result["max_abs_diff"] = check_answer(server, check_body, expected_check)
+            result["idle_rss_bytes"] = rss_bytes(server.pids())
+            result["idle_pss_bytes"] = pss_bytes(server.pids())
+            for scenario in SCENARIOS:
+                result["scenarios"][scenario.name] = run_scenario(
+                    server, wrk, scenario, bodies[scenario.name], cfg
+                )
+            if name != "ours":  # these ignore SAGEMAKER_BATCH: the same process takes the batch
+                result["scenarios"][BATCH] = run_batch(
+                    server, bodies[BATCH], bodies["1000row_c2"], expected_batch, cfg
+                )
+        if name == "ours":
+            with running(name, base_dir, cfg.workers, logs, batch_mb=batch_mb) as server:
+                result["batch_start_to_ping_s"] = server.start_to_ping_s
+                result["scenarios"][BATCH] = run_batch(
+                    server, bodies[BATCH], bodies["1000row_c2"], expected_batch, cfg
+                )
+        servers[name] = result
+    return {
+        "spec": {
+            "objective": spec.objective,
+            "rounds": spec.rounds,
+            "num_class": spec.num_class,
+            "trees": one.num_boosted_rounds() * max(1, spec.num_class),
+            "model_bytes": model_path.stat().st_size,
+        },
+        "floor_1core": {k: v.as_dict() for k, v in floor.items()},
+        "floor_batch_all_cores": floor_batch_all.as_dict(),
+        "floor_batch": floor_batch.as_dict(),
+        "servers": servers,
+    }
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def run(cfg: Config, out: Path) -> dict[str, object]:
+    wrk = ensure_wrk()
+    wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout
+    results: dict[str, object] = {
+        "meta": {
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "quick": cfg.quick,
+            "cpus": os.cpu_count(),
+            "workers": cfg.workers,
+            "python": platform.python_version(),
+            "xgboost": xgb.__version__,
+            "wrk": wrk_version.split("\n", 1)[0].strip(),
+            "duration_s": cfg.duration_s,
+            "batch_rows": cfg.batch_rows,
+            "load_average_before": os.getloadavg(),
+        },
+        "models": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        work = Path(tmp)
+        logs = work / "logs"
+        logs.mkdir()
+        try:
+            for spec in model_specs(cfg.rounds):
+                results["models"][spec.name] = bench_model(spec, cfg, work, wrk, logs)
+        except Exception:
+            for log in sorted(logs.iterdir()):
+                print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
+            raise
+    results["meta"]["load_average_after"] = os.getloadavg()
+    report.add_ratios(results)
+    results["goals"] = report.goals(results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serve.json").write_text(json.dumps(results, indent=2) + "\n")
+    charts.serve_chart(results, out / "serve.png")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, 1-second runs")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--duration", type=float, help="seconds per timed scenario")
+    parser.add_argument("--batch-rows", type=int, help="rows in the batch request")
+    parser.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
+    args = parser.parse_args()
+    results = run(Config.from_args(args), args.out)
+    print(report.serve_table(results))
+
+
+if __name__ == "__main__":
+    main()

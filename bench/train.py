@@ -1,0 +1,231 @@
+"""Training benchmark (issue 8): our `./train` against bare `xgb.train` on the same CSV.
+
+    python bench/train.py                 # 1,000,000 rows × 50 features (about 0.5 GB of CSV)
+    python bench/train.py --rows 20000    # a quick size
+
+The CSV is generated once and cached under `bench/.cache/`. Both runs are separate processes
+measured the same way: wall time from start to exit and peak RSS of the process tree. The bare
+run parses with pyarrow (multi-threaded, float32), builds a `QuantileDMatrix` and calls
+`xgb.train` with the same parameters; its phases are timed separately. Our ingest time is read
+from the training log. Writes `train.json` into `--out` (default `bench/results/`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as `python bench/train.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import xgboost as xgb
+
+from bench.processes import TreeSampler, start_group, tail
+from bench.workload import DEPTH, FEATURES, write_training_csv
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / "bench" / ".cache"
+ROUNDS = 100
+HYPERPARAMETERS = {
+    "objective": "binary:logistic",
+    "num_round": str(ROUNDS),
+    "max_depth": str(DEPTH),
+    "eta": "0.3",
+    "tree_method": "hist",
+}
+BARE_PARAMS = {
+    "objective": "binary:logistic",
+    "max_depth": DEPTH,
+    "eta": 0.3,
+    "tree_method": "hist",
+}
+INGEST_LINE = re.compile(
+    r"Channel '(?P<channel>[^']+)': (?P<rows>\d+) rows x (?P<features>\d+) features .*?"
+    r"(?P<mb>[\d.]+) MB in (?P<seconds>[\d.]+) s \((?P<mb_per_s>[\d.]+) MB/s\)"
+)
+
+
+def training_csv(rows: int) -> Path:
+    """The cached label-first CSV of `rows` rows, generated on first use."""
+    path = CACHE / f"train-{rows}x{FEATURES}.csv"
+    if not path.exists():
+        print(f"generating {path} ...", flush=True)
+        write_training_csv(path, rows)
+    return path
+
+
+def measure(argv: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
+    """Run `argv` to completion: wall seconds, exit code, peak RSS of its process tree."""
+    start = time.perf_counter()
+    proc = start_group(argv, env, log, cwd=REPO)
+    with TreeSampler(proc.pid, interval_s=0.02) as sampler:
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    peak = max(sampler.peak, usage.ru_maxrss * 1024)
+    return {"wall_s": wall, "exit_code": proc.returncode, "peak_rss_bytes": peak}
+
+
+def _env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SAGEMAKER_", "SM_", "OMP_")) and k != "PYTHONPATH"
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _opt_ml(base: Path, csv: Path) -> None:
+    """An /opt/ml tree whose train channel holds `csv` (hard-linked when possible)."""
+    config = base / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps(HYPERPARAMETERS))
+    (config / "inputdataconfig.json").write_text(
+        json.dumps({"train": {"ContentType": "text/csv", "TrainingInputMode": "File"}})
+    )
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+    channel = base / "input" / "data" / "train"
+    channel.mkdir(parents=True)
+    try:
+        os.link(csv, channel / csv.name)
+    except OSError:
+        shutil.copyfile(csv, channel / csv.name)
+    for folder in ("model", "output"):
+        (base / folder).mkdir()
+
+
+def run_ours(csv: Path, work: Path) -> dict[str, Any]:
+    base = work / "opt_ml"
+    _opt_ml(base, csv)
+    env = _env() | {"SAGEMAKER_BASE_DIR": str(base)}
+    log = work / "train.log"
+    result = measure([str(REPO / "train")], env, log)
+    if result["exit_code"] != 0:
+        failure = base / "output" / "failure"
+        reason = failure.read_text() if failure.exists() else ""
+        raise RuntimeError(f"./train failed ({result['exit_code']}): {reason}\n{tail(log, 30)}")
+    if not (base / "model" / "xgboost-model").exists():
+        raise RuntimeError(f"./train exited 0 but wrote no model; log:\n{tail(log, 30)}")
+    match = INGEST_LINE.search(log.read_text(errors="replace"))
+    if match:
+        result["ingest_s"] = float(match["seconds"])
+        result["ingest_mb_per_s"] = float(match["mb_per_s"])
+        result["ingest_rows"] = int(match["rows"])
+    else:
+        result["ingest_s"] = None
+        result["ingest_note"] = "no ingest line in the training log"
+    result["model_rounds"] = xgb.Booster(
+        model_file=bytearray((base / "model" / "xgboost-model").read_bytes())
+    ).num_boosted_rounds()
+    return result
+
+
+def run_bare(csv: Path, work: Path) -> dict[str, Any]:
+    out = work / "bare.json"
+    argv = [sys.executable, str(REPO / "bench" / "bare_train.py"), str(csv), str(out)]
+    argv += [json.dumps(BARE_PARAMS), str(ROUNDS)]
+    log = work / "bare.log"
+    result = measure(argv, _env(), log)
+    if result["exit_code"] != 0:
+        raise RuntimeError(f"bare training failed:\n{tail(log, 30)}")
+    return result | json.loads(out.read_text())
+
+
+def run(rows: int, out: Path) -> dict[str, Any]:
+    csv = training_csv(rows)
+    with tempfile.TemporaryDirectory(prefix="bench-train-", dir=CACHE) as tmp:
+        work = Path(tmp)
+        (work / "bare").mkdir()
+        (work / "ours").mkdir()
+        print("bare xgb.train ...", flush=True)
+        bare = run_bare(csv, work / "bare")
+        print("./train ...", flush=True)
+        ours = run_ours(csv, work / "ours")
+    matrix_bytes = rows * FEATURES * 4
+    reference_s = bare["parse_s"] + bare["to_numpy_s"] + bare["quantile_dmatrix_s"]
+    reference_s += bare["train_s"]
+    results = {
+        "meta": {
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "rows": rows,
+            "features": FEATURES,
+            "csv_bytes": csv.stat().st_size,
+            "float32_matrix_bytes": matrix_bytes,
+            "hyperparameters": HYPERPARAMETERS,
+            "cpus": os.cpu_count(),
+            "xgboost": xgb.__version__,
+            "load_average": os.getloadavg(),
+        },
+        "bare": bare,
+        "ours": ours,
+        "reference_s": reference_s,
+        "ratios": {
+            "wall_vs_bare_parse_plus_train": ours["wall_s"] / reference_s,
+            "peak_rss_vs_float32_matrix": ours["peak_rss_bytes"] / matrix_bytes,
+            "bare_peak_rss_vs_float32_matrix": bare["peak_rss_bytes"] / matrix_bytes,
+        },
+    }
+    results["goals"] = [
+        {
+            "goal": "wall time <= 1.1x bare parse + xgb.train",
+            "measured": results["ratios"]["wall_vs_bare_parse_plus_train"],
+            "limit": 1.1,
+            "met": results["ratios"]["wall_vs_bare_parse_plus_train"] <= 1.1,
+        },
+        {
+            "goal": "peak RSS <= 2x the float32 matrix",
+            "measured": results["ratios"]["peak_rss_vs_float32_matrix"],
+            "limit": 2.0,
+            "met": results["ratios"]["peak_rss_vs_float32_matrix"] <= 2.0,
+        },
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    bare, ours, meta = results["bare"], results["ours"], results["meta"]
+    mb = 2**20
+    ingest = ours.get("ingest_s")
+    lines = [
+        f"{meta['rows']:,} rows x {meta['features']} features, CSV {meta['csv_bytes'] / mb:.0f} MB,"
+        f" float32 matrix {meta['float32_matrix_bytes'] / mb:.0f} MB",
+        f"bare:  wall {bare['wall_s']:.2f} s (parse {bare['parse_s']:.2f} + to numpy "
+        f"{bare['to_numpy_s']:.2f} + QuantileDMatrix {bare['quantile_dmatrix_s']:.2f} + "
+        f"train {bare['train_s']:.2f} = {results['reference_s']:.2f} s), "
+        f"peak RSS {bare['peak_rss_bytes'] / mb:.0f} MB",
+        f"ours:  wall {ours['wall_s']:.2f} s (ingest "
+        + (f"{ingest:.2f} s, {ours['ingest_mb_per_s']:.0f} MB/s" if ingest else "not logged")
+        + f"), peak RSS {ours['peak_rss_bytes'] / mb:.0f} MB",
+        "Goals (issue 8):",
+    ]
+    for g in results["goals"]:
+        verdict = "met" if g["met"] else "NOT met"
+        lines.append(f"  [{verdict:7}] {g['goal']}: {g['measured']:.2f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the training CSV")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args()
+    print(table(run(args.rows, args.out)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The HTTP layer: /ping, /execution-parameters and /invocations around an already loaded model.
+
+The view only moves data between steps: headers → decode → predict → encode → response. One
+error handler renders every failure as `{"error": ...}` with the status the error carries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from container.errors import BadRequest, ClientError, ContainerError
+from container.serving import headers
+from container.serving.codecs import DECODERS, ENCODERS, Limits
+from container.serving.model_loading import LoadedModel
+from container.serving.payload import read_body
+from container.serving.predictions import Predictor, parse_output_keys
+from container.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+OUTPUT_ATTRIBUTE = "inference_output"
+"""Custom attribute that picks the output keys for one request: `inference_output=a,b`."""
+
+
+def _json_response(document: object, status: int) -> Response:
+    return Response(json.dumps(document), status=status, mimetype="application/json")
+
+
+def requested_output(attributes: str | None) -> str | None:
+    """The `inference_output=...` value in a custom-attributes header (`;`-separated pairs)."""
+    if not attributes:
+        return None
+    for pair in attributes.split(";"):
+        name, sep, value = pair.partition("=")
+        if sep and name.strip().lower() == OUTPUT_ATTRIBUTE:
+            return value
+    return None
+
+
+def create_app(model: LoadedModel, settings: Settings) -> Flask:
+    """Build the Flask app around `model`; output keys from settings are validated here."""
+    serving = settings.serving
+    predictor = Predictor(model)
+    default_keys = parse_output_keys(
+        serving.inference_output, model.objective, "SAGEMAKER_INFERENCE_OUTPUT"
+    )
+    default_accept = headers.media_type_of(serving.default_accept)
+    if default_accept not in ENCODERS:
+        raise ClientError(
+            f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={serving.default_accept!r} is not a response "
+            f"type this server writes; use one of: {', '.join(ENCODERS)}."
+        )
+    limits = Limits(max_rows=serving.max_rows, max_columns=serving.max_columns)
+    execution_parameters = json.dumps(
+        {
+            "MaxConcurrentTransforms": serving.workers,
+            "BatchStrategy": "MultiRecord",
+            "MaxPayloadInMB": serving.max_payload_mb,
+        }
+    )
+    source = f"{CUSTOM_ATTRIBUTES} {OUTPUT_ATTRIBUTE}="
+    app = Flask(__name__)
+
+    @app.get("/ping")
+    def ping() -> Response:
+        return Response(status=200)
+
+    @app.get("/execution-parameters")
+    def execution_params() -> Response:
+        return Response(execution_parameters, status=200, mimetype="application/json")
+
+    @app.post("/invocations")
+    def invocations() -> Response:
+        content_type = headers.parse_content_type(request.headers.get("Content-Type"), DECODERS)
+        accept = headers.choose_accept(request.headers.get("Accept"), ENCODERS, default_accept)
+        attributes = request.headers.get(CUSTOM_ATTRIBUTES)
+        chosen = requested_output(attributes)
+        objective = model.objective
+        keys = default_keys if chosen is None else parse_output_keys(chosen, objective, source)
+        body = read_body(request.stream, request.content_length, serving.max_payload_bytes)
+        if not body or body.isspace():
+            raise BadRequest("The request body is empty; send at least one row of features.")
+        features = DECODERS[content_type](body, limits)
+        output = predictor.output(predictor.predict(features), keys)
+        response = Response(ENCODERS[accept](output, serving.batch), status=200, mimetype=accept)
+        if attributes is not None:
+            response.headers[CUSTOM_ATTRIBUTES] = attributes
+        return response
+
+    @app.errorhandler(ContainerError)
+    def container_error(error: ContainerError) -> Response:
+        if error.status >= 500:
+            log.error("%s", error.message)
+            return _json_response({"error": "Internal server error; see the server log."}, 500)
+        return _json_response({"error": error.message}, error.status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        return _json_response({"error": error.description}, error.code or 500)
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> Response:
+        log.exception("Unexpected error while answering %s %s", request.method, request.path)
+        return _json_response({"error": "Internal server error; see the server log."}, 500)
+
+    return app

@@ -1,0 +1,161 @@
+"""text/csv: rows of numbers, no header, no label column; empty fields are missing values.
+
+Small bodies are parsed by numpy's C reader (microseconds for one row), large ones by pyarrow's
+multi-threaded reader; any body pyarrow refuses is re-read by numpy for the exact message.
+Predictions go out one line per row, written by the shared vectorised formatter.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from container.errors import BadRequest
+from container.serving.codecs import text_format
+from container.serving.codecs.limits import Limits
+from container.serving.predictions import Output
+
+MEDIA_TYPE = "text/csv"
+ARROW_MIN_BYTES = 32 * 1024
+"""Bodies from this size on go to pyarrow. Measured here with 50 features: numpy wins up to ~50
+rows (22 KiB: 0.48 vs 0.57 ms), pyarrow from ~100 rows (44 KiB: 0.93 vs 1.07 ms; 1,000 rows:
+2.3 vs ~9 ms of CPU)."""
+
+_EMPTY_FIELD = re.compile(rb"(?:^|(?<=,))(?=,|\r?$)", re.MULTILINE)
+_BAD_VALUE = re.compile(r"could not convert string '(.*)' to float32 at row (\d+), column (\d+)")
+_WIDTH_CHANGE = re.compile(r"number of columns changed from (\d+) to (\d+) at row (\d+)")
+_NAN = pa.scalar(float("nan"), type=pa.float32())
+_HELP = "text/csv rows hold numbers separated by commas; leave a field empty for a missing value."
+
+
+def _content_bounds(body: bytes | bytearray) -> tuple[int, int]:
+    """Where the rows are: after a UTF-8 BOM, before trailing line breaks (no copy made)."""
+    start = 3 if body.startswith(b"\xef\xbb\xbf") else 0
+    end = len(body)
+    while end > start and body[end - 1] in (10, 13):
+        end -= 1
+    return start, end
+
+
+def _count_shape(body: bytes | bytearray, start: int, end: int) -> tuple[int, int]:
+    first_end = body.find(b"\n", start, end)
+    columns = body.count(b",", start, end if first_end < 0 else first_end) + 1
+    rows = body.count(b"\n", start, end) + 1 if end > start else 0
+    return rows, columns
+
+
+def _check_blank_lines(body: bytes | bytearray, start: int, end: int) -> None:
+    for marker in (b"\n\n", b"\n\r\n"):
+        at = body.find(marker, start, end)
+        if at >= 0:
+            row = body.count(b"\n", start, at) + 2
+            raise BadRequest(f"text/csv row {row} is empty. {_HELP}")
+
+
+def _fill_empty_fields(body: bytes) -> bytes:
+    """Write `nan` into empty fields (numpy's reader has no notion of an empty field)."""
+    if (
+        b",," in body
+        or body.startswith(b",")
+        or body.endswith(b",")
+        or b"\n," in body
+        or b",\n" in body
+        or b",\r" in body
+    ):
+        return _EMPTY_FIELD.sub(b"nan", body)
+    return body
+
+
+def _parse_numpy(body: bytes) -> np.ndarray:
+    try:
+        return np.loadtxt(
+            io.BytesIO(body),
+            delimiter=",",
+            dtype=np.float32,
+            ndmin=2,
+            comments=None,
+            encoding="latin1",
+        )
+    except ValueError as exc:
+        raise _explain(str(exc)) from None
+
+
+def _explain(message: str) -> BadRequest:
+    bad = _BAD_VALUE.search(message)
+    if bad:
+        value, row, column = bad.group(1), int(bad.group(2)) + 1, int(bad.group(3))
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        return BadRequest(
+            f"text/csv row {row}, column {column}: '{shown}' is not a number. {_HELP}"
+        )
+    width = _WIDTH_CHANGE.search(message)
+    if width:
+        before, after, row = (int(g) for g in width.groups())
+        return BadRequest(
+            f"text/csv row {row} has {after} fields but the rows before it have {before}. "
+            "Every row needs the same number of fields."
+        )
+    return BadRequest(f"text/csv body could not be read: {message}. {_HELP}")
+
+
+def _parse_arrow(body: memoryview, rows: int, columns: int) -> np.ndarray | None:
+    """Stream the body through pyarrow's reader, block by block, into one preallocated matrix.
+
+    Streaming keeps the parser's working memory to a few blocks (a 45 MB body peaks at about
+    85 MB above the body, against 140-170 MB for `read_csv`) and is no slower. The matrix is
+    filled column by column and handed on in Fortran order: XGBoost reads strided arrays.
+    """
+    names = [f"f{i}" for i in range(columns)]
+    by_column = np.empty((columns, rows), dtype=np.float32)
+    filled = 0
+    try:
+        with pa_csv.open_csv(
+            pa.py_buffer(body),
+            read_options=pa_csv.ReadOptions(column_names=names),
+            parse_options=pa_csv.ParseOptions(quote_char=False),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.float32()),
+                null_values=[""],
+                strings_can_be_null=False,
+            ),
+        ) as reader:
+            for batch in reader:
+                count = batch.num_rows
+                if filled + count > rows:
+                    return None
+                for i, column in enumerate(batch.columns):
+                    # Nulls (empty fields) become NaN in Arrow first: a null-aware `to_numpy`
+                    # would import pandas (a second of start-up in every worker).
+                    values = column.fill_null(_NAN) if column.null_count else column
+                    by_column[i, filled : filled + count] = values.to_numpy()
+                filled += count
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None  # numpy re-reads it and names the bad cell
+    return by_column.T if filled == rows else None
+
+
+def decode(body: bytes | bytearray, limits: Limits) -> np.ndarray:
+    """Parse a CSV body into float32 rows (NaN for empty fields).
+
+    Shape, limits and blank lines are checked on the raw bytes first; large bodies then go to
+    pyarrow as a zero-copy view, small ones (and any pyarrow refuses) to numpy.
+    """
+    start, end = _content_bounds(body)
+    rows, columns = _count_shape(body, start, end)
+    limits.check(rows, columns)
+    _check_blank_lines(body, start, end)
+    view = memoryview(body)[start:end]
+    if end - start >= ARROW_MIN_BYTES:
+        parsed = _parse_arrow(view, rows, columns)
+        if parsed is not None:
+            return parsed
+    return _parse_numpy(_fill_empty_fields(bytes(view)))
+
+
+def encode(output: Output, batch: bool) -> bytes:
+    """One line per row: the selected keys in order, list-valued keys as a quoted list."""
+    return text_format.csv_lines(output, batch)

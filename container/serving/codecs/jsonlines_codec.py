@@ -1,0 +1,39 @@
+"""application/jsonlines: one `[...]` or `{"features": [...]}` per line in; one object per line
+out (`{"score": ...}` or the selected keys)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from container.errors import BadRequest
+from container.serving.codecs import text_format
+from container.serving.codecs.json_codec import parse_json
+from container.serving.codecs.limits import Limits
+from container.serving.codecs.rows import rows_from_items, to_matrix
+from container.serving.predictions import Output
+
+MEDIA_TYPE = "application/jsonlines"
+
+
+def decode(body: bytes | bytearray, limits: Limits) -> np.ndarray:
+    """Parse JSON Lines into float32 rows (one row per non-empty line)."""
+    lines = [line for line in body.splitlines() if line.strip()]
+    limits.check(len(lines), 0)
+    try:
+        items = parse_json(b"[" + b",".join(lines) + b"]", "body")
+    except BadRequest:
+        for number, line in enumerate(lines, start=1):
+            parse_json(line, f"application/jsonlines line {number}")
+        raise
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, (list, dict)):
+            raise BadRequest(
+                f"application/jsonlines line {number} is not a list of features or "
+                '{"features": [...]}.'
+            )
+    return to_matrix(rows_from_items(items, "application/jsonlines line"), limits, MEDIA_TYPE)
+
+
+def encode(output: Output, batch: bool) -> bytes:
+    """One JSON object per row and line."""
+    return text_format.jsonlines_document(output, batch)

@@ -1,0 +1,125 @@
+"""Vectorised writing of predictions as CSV, JSON and JSON Lines text.
+
+Numbers become text in their shortest round-trip form. Large answers go through pyarrow's casts
+and string kernels (C++ loops, assembled column by column and joined once: no Python loop per
+value); answers of up to `SMALL_ROWS` rows use numpy's cast and plain string joins, whose fixed
+cost is a few microseconds instead of a hundred.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from container.serving.predictions import Output
+
+SMALL_ROWS = 64
+
+
+def _small_numbers(values: np.ndarray, as_json: bool) -> list[str]:
+    text = values.astype(str)
+    if as_json and values.dtype.kind == "f" and not np.isfinite(values).all():
+        text[~np.isfinite(values)] = "null"
+    return text.tolist()
+
+
+def _small_cells(values: np.ndarray, as_json: bool, as_list: bool) -> list[str]:
+    if values.ndim == 1:
+        return _small_numbers(values, as_json)
+    rows = _small_numbers(values, as_json)
+    if not as_list:
+        return [",".join(row) for row in rows]
+    separator = "," if as_json else ", "
+    return ["[" + separator.join(row) + "]" for row in rows]
+
+
+def _small_csv(output: Output, batch: bool) -> bytes:
+    cells = []
+    for _, values in output.columns:
+        cell = _small_cells(values, as_json=False, as_list=output.selected)
+        if output.selected and values.ndim == 2:
+            cell = [f'"{c}"' for c in cell]
+        cells.append(cell)
+    lines = [",".join(parts) for parts in zip(*cells, strict=True)]
+    return ("\n".join(lines) + ("\n" if batch else "")).encode()
+
+
+def _small_objects(output: Output) -> list[str]:
+    keys = [f'"{key}":' for key, _ in output.columns]
+    cells = [_small_cells(values, as_json=True, as_list=True) for _, values in output.columns]
+    return [
+        "{" + ",".join(k + v for k, v in zip(keys, parts, strict=True)) + "}"
+        for parts in zip(*cells, strict=True)
+    ]
+
+
+def _numbers(values: np.ndarray, as_json: bool) -> pa.Array:
+    array = pa.array(np.ascontiguousarray(values))
+    text = pc.cast(array, pa.string())
+    if as_json and pa.types.is_floating(array.type):
+        text = pc.if_else(pc.is_finite(array), text, pa.scalar("null"))
+    return text
+
+
+def _join_columns(parts: list[pa.Array], separator: str) -> pa.Array:
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, separator)
+
+
+def _wrap(text: pa.Array, prefix: str, suffix: str) -> pa.Array:
+    return pc.binary_join_element_wise(prefix, text, suffix, "")
+
+
+def _cells(values: np.ndarray, as_json: bool, as_list: bool) -> pa.Array:
+    """One string per row: a number, or a row of numbers (`[a, b]` when `as_list`)."""
+    if values.ndim == 1:
+        return _numbers(values, as_json)
+    parts = [_numbers(values[:, j], as_json) for j in range(values.shape[1])]
+    if not as_list:
+        return _join_columns(parts, ",")
+    return _wrap(_join_columns(parts, ", " if not as_json else ","), "[", "]")
+
+
+def _document(rows: pa.Array, separator: str, prefix: str = "", suffix: str = "") -> bytes:
+    offsets = pa.array([0, len(rows)], type=pa.int32())
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, rows), separator)[0]
+    body = joined.as_buffer().to_pybytes()
+    return (prefix.encode() + body + suffix.encode()) if prefix or suffix else body
+
+
+def csv_lines(output: Output, batch: bool) -> bytes:
+    """One line per row; a selected list-valued key is one quoted cell such as `"[0.1, 0.9]"`."""
+    if output.num_rows <= SMALL_ROWS:
+        return _small_csv(output, batch)
+    cells = []
+    for _, values in output.columns:
+        cell = _cells(values, as_json=False, as_list=output.selected)
+        if output.selected and values.ndim == 2:
+            cell = _wrap(cell, '"', '"')
+        cells.append(cell)
+    return _document(_join_columns(cells, ","), "\n", suffix="\n" if batch else "")
+
+
+def _json_objects(output: Output) -> pa.Array:
+    parts = []
+    for index, (key, values) in enumerate(output.columns):
+        cell = _cells(values, as_json=True, as_list=True)
+        opener = ("{" if index == 0 else ",") + f'"{key}":'
+        parts.append(_wrap(cell, opener, ""))
+    return _wrap(_join_columns(parts, ""), "", "}")
+
+
+def json_document(output: Output) -> bytes:
+    """`{"predictions": [{"score": ...}, ...]}`, as the built-in algorithm answers."""
+    if output.num_rows <= SMALL_ROWS:
+        return ('{"predictions":[' + ",".join(_small_objects(output)) + "]}").encode()
+    return _document(_json_objects(output), ",", prefix='{"predictions":[', suffix="]}")
+
+
+def jsonlines_document(output: Output, batch: bool) -> bytes:
+    """One JSON object per row and line."""
+    if output.num_rows <= SMALL_ROWS:
+        return ("\n".join(_small_objects(output)) + ("\n" if batch else "")).encode()
+    return _document(_json_objects(output), "\n", suffix="\n" if batch else "")

@@ -1,0 +1,160 @@
+"""Load `xgboost-model` (JSON or UBJSON) safely: pickles and XGBoost's old binary format are
+recognised by their bytes and refused with a message saying how to re-save the model.
+
+Only the one model file is read; other files in the model folder (the SDK's local mode leaves
+`model.tar.gz` and `output.tar.gz` there) are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import xgboost as xgb
+
+from container.errors import ModelLoadError
+from container.settings import MODEL_FILENAME
+
+log = logging.getLogger(__name__)
+
+RESAVE_HINT = (
+    "Re-save it with a current XGBoost as JSON or UBJSON: load it where it was made, then "
+    "`booster.save_model('xgboost-model.json')` (or `.ubj`), and rename the file to "
+    f"`{MODEL_FILENAME}`."
+)
+_UBJSON_MARKERS = frozenset(b"LlIiUdD$#SCTFZN}[")
+_ZLIB_HEADERS = (b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda")
+_LEGACY_PARAM_BYTES = 136
+"""Size of the fixed `LearnerModelParam` block at the start of the old binary format."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A booster and the facts about it that serving needs."""
+
+    booster: xgb.Booster
+    objective: str
+    num_features: int
+    num_class: int
+    num_target: int
+
+    def set_threads(self, nthread: int) -> None:
+        """Set how many OpenMP threads predictions use in this process."""
+        self.booster.set_param("nthread", nthread)
+
+
+def sniff_format(data: bytes) -> str:
+    """Name the format of a model file from its first bytes.
+
+    Returns one of "json", "ubjson", "pickle", "compressed-pickle", "legacy-binary", "unknown".
+    """
+    head = data[:2]
+    if data[:1] == b"\x80" and len(data) > 1 and 2 <= data[1] <= 5:
+        return "pickle"
+    if head in _ZLIB_HEADERS:
+        return "compressed-pickle"
+    stripped = data.lstrip()
+    if stripped[:1] == b"{":
+        if data[:1] == b"{" and len(data) > 1 and data[1] in _UBJSON_MARKERS:
+            return "ubjson"
+        return "json"
+    if data[:4] in (b"binf", b"bs64") or _objective_in_legacy_header(data) is not None:
+        return "legacy-binary"
+    if data[:1] in (b"c", b"(") and b"\n" in data[:200] and b"Booster" in data[:200]:
+        return "pickle"  # protocol 0/1 pickles start with a GLOBAL opcode
+    return "unknown"
+
+
+def _objective_in_legacy_header(data: bytes) -> str | None:
+    """The objective name stored after the old binary header, if `data` has that layout."""
+    offset = _LEGACY_PARAM_BYTES
+    if len(data) < offset + 8:
+        return None
+    (length,) = struct.unpack_from("<Q", data, offset)
+    if not 0 < length < 64 or len(data) < offset + 8 + length:
+        return None
+    name = data[offset + 8 : offset + 8 + length]
+    text = name.decode("ascii", errors="replace")
+    return text if ":" in text and text.replace(":", "").replace("_", "").isalnum() else None
+
+
+def _refusal(path: Path, data: bytes, kind: str) -> ModelLoadError:
+    if kind == "pickle":
+        return ModelLoadError(
+            f"{path} is a Python pickle. This server never loads pickles: unpickling runs "
+            f"arbitrary code. {RESAVE_HINT}"
+        )
+    if kind == "compressed-pickle":
+        return ModelLoadError(
+            f"{path} is zlib-compressed (a joblib pickle, most likely). This server never loads "
+            f"pickles: unpickling runs arbitrary code. {RESAVE_HINT}"
+        )
+    objective = _objective_in_legacy_header(data)
+    detail = f" (objective {objective})" if objective else ""
+    return ModelLoadError(
+        f"{path} is in XGBoost's old binary model format{detail}, which XGBoost "
+        f"{xgb.__version__} cannot read. Load it with XGBoost 1.x and save it as JSON or UBJSON: "
+        f"`booster.save_model('xgboost-model.json')`, then rename the file to `{MODEL_FILENAME}`."
+    )
+
+
+def load_model(model_dir: Path, nthread: int = 1) -> LoadedModel:
+    """Load `model_dir/xgboost-model` with `nthread` OpenMP threads (1 before forking workers).
+
+    Raises `ModelLoadError` with a sentence for a missing, unsafe, old or broken model.
+    """
+    path = model_dir / MODEL_FILENAME
+    if not path.is_file():
+        present = sorted(p.name for p in model_dir.iterdir()) if model_dir.is_dir() else []
+        where = (
+            f"the folder holds {', '.join(present)}"
+            if present
+            else f"{model_dir} is {'empty' if model_dir.is_dir() else 'missing'}"
+        )
+        raise ModelLoadError(
+            f"No model file at {path} ({where}). `serve` loads `{MODEL_FILENAME}` as written by "
+            "`train` or by SageMaker's built-in XGBoost algorithm (JSON or UBJSON)."
+        )
+    data = path.read_bytes()
+    kind = sniff_format(data)
+    if kind in ("pickle", "compressed-pickle", "legacy-binary"):
+        raise _refusal(path, data, kind)
+    if kind == "unknown":
+        raise ModelLoadError(
+            f"{path} ({len(data)} bytes) is neither an XGBoost JSON nor UBJSON model. {RESAVE_HINT}"
+        )
+    try:
+        # XGBoost runs parallel regions while it builds the booster, with the global thread
+        # count unless told otherwise; a multi-threaded OpenMP pool in the gunicorn master hangs
+        # every prediction in the forked workers.
+        with xgb.config_context(nthread=nthread):
+            booster = xgb.Booster(params={"nthread": nthread})
+            booster.load_model(bytearray(data))
+            config = json.loads(booster.save_config())["learner"]
+    except (xgb.core.XGBoostError, ValueError, KeyError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"{path} looks like {kind.upper()} but XGBoost {xgb.__version__} cannot load it: "
+            f"{first_line}. Check that the file is complete; {RESAVE_HINT}"
+        ) from exc
+    booster.set_param("nthread", nthread)
+    params = config["learner_model_param"]
+    model = LoadedModel(
+        booster=booster,
+        objective=config["objective"]["name"],
+        num_features=booster.num_features(),
+        num_class=int(params.get("num_class", "0") or 0),
+        num_target=int(params.get("num_target", "1") or 1),
+    )
+    log.info(
+        "Loaded %s (%s, objective %s, %d features, %d rounds)",
+        path,
+        kind.upper(),
+        model.objective,
+        model.num_features,
+        booster.num_boosted_rounds(),
+    )
+    return model

@@ -1,0 +1,100 @@
+"""Run the app under gunicorn with gunicorn's own settings: workers, timeouts, graceful stop.
+
+The model is loaded in the master before workers fork (they share its memory). XGBoost's OpenMP
+pool does not survive `fork`, so the master uses one thread and each worker sets its own count
+after forking: one per worker, or every core when there is a single worker (pyarrow's CSV
+parser gets the same count, so workers do not oversubscribe the cores).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import numpy as np
+import pyarrow
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from container.errors import ContainerError
+from container.serving.model_loading import LoadedModel
+from container.serving.wsgi import load_application
+from container.settings import Settings
+
+log = logging.getLogger("container.serving")
+
+GRACEFUL_TIMEOUT_S = 25
+"""Time in-flight requests get after SIGTERM; SageMaker kills the container after 30 s."""
+
+
+class GunicornServer(BaseApplication):
+    """A gunicorn application serving an app that is already built (preloaded)."""
+
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def worker_threads(settings: Settings) -> int:
+    """XGBoost threads per worker: one each, or all cores for a single worker."""
+    return settings.cpu_count if settings.serving.workers == 1 else 1
+
+
+def gunicorn_options(settings: Settings, model: LoadedModel) -> dict[str, Any]:
+    """gunicorn settings from `SAGEMAKER_*` variables, with a post-fork hook for threads."""
+    serving = settings.serving
+    threads = worker_threads(settings)
+    warm_up_row = np.full((1, model.num_features), np.nan, dtype=np.float32)
+
+    def post_fork(server: Any, worker: Any) -> None:
+        model.set_threads(threads)
+        pyarrow.set_cpu_count(threads)  # the large-CSV parser follows the same rule
+        model.booster.inplace_predict(warm_up_row, validate_features=False)
+
+    return {
+        "bind": f"{serving.host}:{serving.port}",
+        "workers": serving.workers,
+        "worker_class": "sync",
+        "timeout": serving.timeout_s,
+        "graceful_timeout": GRACEFUL_TIMEOUT_S,
+        "preload_app": True,
+        "control_socket_disable": True,
+        "post_fork": post_fork,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "xgboost-serve",
+    }
+
+
+def main() -> int:
+    """Load the model and serve until SIGTERM; 1 with a logged sentence if it cannot start."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = Settings.from_environ()
+        model, app = load_application(settings)
+    except (ContainerError, ValueError) as exc:
+        message = exc.message if isinstance(exc, ContainerError) else str(exc)
+        log.error("serve cannot start: %s", message)
+        return 1
+    log.info(
+        "Serving on %s:%d with %d worker(s), %d XGBoost thread(s) each",
+        settings.serving.host,
+        settings.serving.port,
+        settings.serving.workers,
+        worker_threads(settings),
+    )
+    GunicornServer(app, gunicorn_options(settings, model)).run()
+    return 0

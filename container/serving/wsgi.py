@@ -1,0 +1,23 @@
+"""The one place serving reads the model from disk: model folder → loaded model → Flask app.
+
+`gunicorn 'container.serving.wsgi:application()'` works too; `./serve` uses `server.py`.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from container.serving.app import create_app
+from container.serving.model_loading import LoadedModel, load_model
+from container.settings import Settings
+
+
+def load_application(settings: Settings) -> tuple[LoadedModel, Flask]:
+    """Load `settings.paths.model_dir` with one thread (safe to fork) and build the app."""
+    model = load_model(settings.paths.model_dir, nthread=1)
+    return model, create_app(model, settings)
+
+
+def application() -> Flask:
+    """App factory for gunicorn's `module:factory()` syntax."""
+    return load_application(Settings.from_environ())[1]

@@ -1,0 +1,144 @@
+"""The boosting loop: one `Booster.update` per round, metric lines, early stopping, checkpoints.
+
+It is a plain loop rather than `xgb.train` so that a resumed run passes each round its true
+index (XGBoost seeds per round from it) and carries the early-stopping state in the model's
+attributes: a run resumed from a checkpoint ends with the same model as one never stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import xgboost as xgb
+
+from container.training.checkpoints import CheckpointStore
+from container.training.metrics import RoundPrinter, Score, is_maximized, parse_eval
+from container.training.termination import StopRequest, TrainingStopped
+
+logger = logging.getLogger(__name__)
+
+BEST_ITERATION = "best_iteration"
+BEST_SCORE = "best_score"
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when the watched score has not improved for `rounds` rounds; remember the best."""
+
+    rounds: int
+    best_iteration: int | None = None
+    best_score: float | None = None
+
+    def restore(self, booster: xgb.Booster) -> None:
+        """Pick up the state a checkpoint carries in its attributes."""
+        iteration, score = booster.attr(BEST_ITERATION), booster.attr(BEST_SCORE)
+        if iteration is not None and score is not None:
+            self.best_iteration, self.best_score = int(iteration), float(score)
+
+    def update(self, booster: xgb.Booster, iteration: int, score: Score) -> bool:
+        """Record this round's score; True when training should stop."""
+        better = (
+            self.best_score is None
+            or (is_maximized(score.metric) and score.value > self.best_score)
+            or (not is_maximized(score.metric) and score.value < self.best_score)
+        )
+        if better:
+            self.best_iteration, self.best_score = iteration, score.value
+            booster.set_attr(best_iteration=str(iteration), best_score=repr(score.value))
+        assert self.best_iteration is not None
+        return iteration - self.best_iteration >= self.rounds
+
+
+@dataclass
+class BoostingResult:
+    booster: xgb.Booster
+    rounds: int
+    best_iteration: int | None
+
+
+def boost(
+    booster: xgb.Booster,
+    dtrain: xgb.DMatrix,
+    evals: list[tuple[xgb.DMatrix, str]],
+    num_round: int,
+    start_round: int,
+    printer: RoundPrinter,
+    stop: StopRequest,
+    early_stopping: EarlyStopping | None = None,
+    store: CheckpointStore | None = None,
+    checkpoint_frequency: int = 10,
+) -> BoostingResult:
+    """Run rounds `start_round .. num_round-1`; on SIGTERM checkpoint and raise."""
+    if early_stopping is not None:
+        early_stopping.restore(booster)
+    rounds = saved = start_round
+    stop.in_loop = True
+    try:
+        for iteration in range(start_round, num_round):
+            if stop.requested:
+                _stop(booster, rounds, store)
+            booster.update(dtrain, iteration)
+            rounds = iteration + 1
+            scores = parse_eval(booster.eval_set(evals, iteration)) if evals else []
+            printer.print_round(iteration, scores)
+            stop_now = early_stopping is not None and early_stopping.update(
+                booster, iteration, _watched(scores)
+            )
+            if store is not None and (rounds % checkpoint_frequency == 0 or stop_now):
+                store.save(booster, rounds)
+                saved = rounds
+            if stop_now:
+                assert early_stopping is not None
+                logger.info(
+                    "Early stopping at round %d: no improvement for %d rounds; "
+                    "keeping the best round %d (%s=%s).",
+                    iteration,
+                    early_stopping.rounds,
+                    early_stopping.best_iteration,
+                    _watched(scores).key,
+                    early_stopping.best_score,
+                )
+                break
+        if stop.requested:
+            _stop(booster, rounds, store)
+        if store is not None and rounds != saved:
+            store.save(booster, rounds)  # the last round too: nothing to redo after a restart
+    finally:
+        stop.in_loop = False
+    best = early_stopping.best_iteration if early_stopping is not None else None
+    return BoostingResult(booster=booster, rounds=rounds, best_iteration=best)
+
+
+def keep_best(result: BoostingResult) -> xgb.Booster:
+    """The model cut at the best round when early stopping found one before the last."""
+    booster, best = result.booster, result.best_iteration
+    if best is None or best + 1 >= booster.num_boosted_rounds():
+        return booster
+    if booster.attr(BEST_ITERATION) is None or _is_linear(booster):
+        logger.info("Keeping all %d rounds (a linear booster cannot be cut).", result.rounds)
+        return booster
+    best_model = booster[: best + 1]
+    best_model.set_attr(best_iteration=booster.attr(BEST_ITERATION))
+    best_model.set_attr(best_score=booster.attr(BEST_SCORE))
+    return best_model
+
+
+def _is_linear(booster: xgb.Booster) -> bool:
+    return '"gblinear"' in booster.save_config()
+
+
+def _watched(scores: list[Score]) -> Score:
+    """XGBoost's rule: the last metric of the last evaluation set (validation) is watched."""
+    return scores[-1]
+
+
+def _stop(booster: xgb.Booster, rounds: int, store: CheckpointStore | None) -> None:
+    where = f"after {rounds} round(s)"
+    if store is not None and rounds > 0:
+        path = store.save(booster, rounds)
+        raise TrainingStopped(
+            f"Training was stopped by SIGTERM {where}; checkpoint {path.name} was saved "
+            "and a restarted job resumes from it."
+        )
+    raise TrainingStopped(f"Training was stopped by SIGTERM {where}.")

@@ -1,0 +1,308 @@
+"""Training channels into XGBoost matrices: find the files, pick the reader, check the data.
+
+A channel is every non-hidden file under `input/data/<channel>/`, nested folders included.
+Its rows become one `Dataset`, which `to_dmatrix` hands to XGBoost without another copy
+(a `QuantileDMatrix` for the `hist` tree method, which is also the default).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+import xgboost as xgb
+
+from container.errors import ClientError
+from container.training import readers
+from container.training.hyperparameters import Hyperparameters
+
+logger = logging.getLogger(__name__)
+
+CSV = "text/csv"
+LIBSVM = "text/libsvm"
+PARQUET = "application/x-parquet"
+RECORDIO_PROTOBUF = "application/x-recordio-protobuf"
+
+READERS: dict[str, Callable[[Path, bool], readers.Batch]] = {
+    CSV: readers.read_csv,
+    LIBSVM: lambda path, _weights: readers.read_libsvm(path),
+    PARQUET: readers.read_parquet,
+    RECORDIO_PROTOBUF: lambda path, _weights: readers.read_recordio_protobuf(path),
+}
+"""Content type → reader. Adding a type is one reader and one line here."""
+
+ALIASES = {
+    "csv": CSV,
+    "libsvm": LIBSVM,
+    "text/x-libsvm": LIBSVM,
+    "parquet": PARQUET,
+    "recordio-protobuf": RECORDIO_PROTOBUF,
+    "application/x-recordio": RECORDIO_PROTOBUF,
+}
+EXTENSIONS = {
+    ".csv": CSV,
+    ".libsvm": LIBSVM,
+    ".svm": LIBSVM,
+    ".parquet": PARQUET,
+    ".pq": PARQUET,
+    ".pb": RECORDIO_PROTOBUF,
+    ".pbr": RECORDIO_PROTOBUF,
+    ".recordio": RECORDIO_PROTOBUF,
+}
+RECORDIO_MAGIC = (0xCED7230A).to_bytes(4, "little")
+PARQUET_MAGIC = b"PAR1"
+
+
+@dataclass
+class Dataset:
+    """Every row of one channel, ready for XGBoost."""
+
+    channel: str
+    content_type: str
+    features: pa.Table | sp.csr_matrix
+    label: np.ndarray
+    weight: np.ndarray | None
+    qid: np.ndarray | None
+    files: int
+    bytes_read: int
+    seconds: float
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.label.shape[0])
+
+    @property
+    def num_columns(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def is_sparse(self) -> bool:
+        return isinstance(self.features, sp.csr_matrix)
+
+
+def supported_content_types() -> str:
+    return ", ".join(READERS)
+
+
+def normalize_content_type(raw: str, channel: str) -> str:
+    """`text/csv; label_size=1` → `text/csv`; unknown types fail with the supported list."""
+    mime, *params = (part.strip() for part in raw.split(";"))
+    mime = ALIASES.get(mime.lower(), mime.lower())
+    if mime not in READERS:
+        raise ClientError(
+            f"Channel '{channel}' has ContentType {raw!r}, which is not supported; "
+            f"use one of {supported_content_types()}."
+        )
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "label_size" and value.strip() != "1":
+            raise ClientError(
+                f"Channel '{channel}' has ContentType {raw!r}: only label_size=1 is supported."
+            )
+    return mime
+
+
+def channel_files(directory: Path) -> list[Path]:
+    """Every non-empty, non-hidden file under `directory`, nested folders included, sorted."""
+    if not directory.is_dir():
+        return []
+    files = []
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_file() and path.stat().st_size > 0:
+            files.append(path)
+    return files
+
+
+def detect_content_type(path: Path) -> str:
+    """Guess a file's format from its extension, else from its first bytes."""
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    if suffixes and suffixes[-1] in EXTENSIONS:
+        return EXTENSIONS[suffixes[-1]]
+    head = readers.read_head(path)
+    if head.startswith(PARQUET_MAGIC):
+        return PARQUET
+    if head.startswith(RECORDIO_MAGIC):
+        return RECORDIO_PROTOBUF
+    first_line = next((line for line in head.decode("utf-8", "replace").splitlines() if line), "")
+    tokens = first_line.split()
+    if len(tokens) > 1 and all(":" in token for token in tokens[1:]):
+        return LIBSVM
+    return CSV
+
+
+def load_channel(
+    channel: str,
+    directory: Path,
+    channel_config: Mapping[str, Any],
+    csv_weights: bool,
+    files: Sequence[Path] | None = None,
+) -> Dataset:
+    """Read every file of a channel (or just `files`, this host's share) into one `Dataset`."""
+    started = time.perf_counter()
+    mode = str(channel_config.get("TrainingInputMode", "File"))
+    if mode.lower() == "pipe":
+        raise ClientError(
+            f"Channel '{channel}' uses Pipe input mode, which this image does not support; "
+            "use File or FastFile mode."
+        )
+    files = channel_files(directory) if files is None else list(files)
+    if not files:
+        raise ClientError(
+            f"Channel '{channel}' is empty: no data files under {directory} "
+            "(hidden and empty files are ignored)."
+        )
+    raw_type = channel_config.get("ContentType")
+    if raw_type:
+        content_type = normalize_content_type(str(raw_type), channel)
+    else:
+        content_type = detect_content_type(files[0])
+        logger.info(
+            "Channel '%s' has no ContentType: detected %s from %s.",
+            channel,
+            content_type,
+            files[0].name,
+        )
+    reader = READERS[content_type]
+    batches = [(path, reader(path, csv_weights)) for path in files]
+    batches = [(path, batch) for path, batch in batches if batch.num_rows]
+    if not batches:
+        raise ClientError(f"Channel '{channel}' has files under {directory} but no rows.")
+    dataset = _combine(channel, content_type, batches)
+    dataset.files = len(files)
+    dataset.bytes_read = sum(path.stat().st_size for path in files)
+    dataset.seconds = time.perf_counter() - started
+    logger.info(
+        "Channel '%s': %d rows x %d features from %d %s file(s), %.1f MB in %.2f s (%.1f MB/s).",
+        channel,
+        dataset.num_rows,
+        dataset.num_columns,
+        dataset.files,
+        content_type,
+        dataset.bytes_read / 1e6,
+        dataset.seconds,
+        dataset.bytes_read / 1e6 / max(dataset.seconds, 1e-9),
+    )
+    return dataset
+
+
+def _combine(channel: str, content_type: str, batches: list[tuple[Path, readers.Batch]]) -> Dataset:
+    first_path, first = batches[0]
+    with_weight = [batch.weight is not None for _, batch in batches]
+    with_qid = [batch.qid is not None for _, batch in batches]
+    if any(with_weight) and not all(with_weight):
+        raise ClientError(f"Channel '{channel}': some files have weights and others do not.")
+    if any(with_qid) and not all(with_qid):
+        raise ClientError(f"Channel '{channel}': some files have qid and others do not.")
+    if isinstance(first.features, pa.Table):
+        for path, batch in batches[1:]:
+            if batch.num_columns != first.num_columns:
+                raise ClientError(
+                    f"Channel '{channel}': {path} has {batch.num_columns} feature columns but "
+                    f"{first_path} has {first.num_columns}; every file needs the same columns."
+                )
+        tables = [batch.features for _, batch in batches]
+        features: pa.Table | sp.csr_matrix = pa.concat_tables(tables).combine_chunks()
+    else:
+        width = max(batch.num_columns for _, batch in batches)
+        mats = [_with_width(batch.features, width) for _, batch in batches]
+        features = mats[0] if len(mats) == 1 else sp.vstack(mats, format="csr")
+    return Dataset(
+        channel=channel,
+        content_type=content_type,
+        features=features,
+        label=np.concatenate([batch.label for _, batch in batches]),
+        weight=np.concatenate([b.weight for _, b in batches]) if all(with_weight) else None,
+        qid=np.concatenate([b.qid for _, b in batches]) if all(with_qid) else None,
+        files=0,
+        bytes_read=0,
+        seconds=0.0,
+    )
+
+
+def _with_width(matrix: sp.csr_matrix, width: int) -> sp.csr_matrix:
+    if matrix.shape[1] == width:
+        return matrix
+    return sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), (matrix.shape[0], width))
+
+
+def check_labels(dataset: Dataset, hyperparameters: Hyperparameters) -> None:
+    """Labels must suit the objective: classes 0..num_class-1, or 0/1 for binary."""
+    objective = hyperparameters.objective
+    label = dataset.label
+    if objective.startswith("multi:"):
+        num_class = hyperparameters.num_class or 0
+        bad = np.flatnonzero((label < 0) | (label >= num_class) | (label != np.floor(label)))
+        if bad.size:
+            raise ClientError(
+                f"Channel '{dataset.channel}', row {bad[0] + 1}: label {label[bad[0]]:g} is not "
+                f"a class for {objective} with num_class={num_class}; labels must be whole "
+                f"numbers in [0, {num_class})."
+            )
+    elif objective in ("binary:logistic", "binary:logitraw", "binary:hinge"):
+        bad = np.flatnonzero((label < 0) | (label > 1))
+        if bad.size:
+            raise ClientError(
+                f"Channel '{dataset.channel}', row {bad[0] + 1}: label {label[bad[0]]:g} is "
+                f"outside [0, 1], which {objective} requires."
+            )
+
+
+def match_width(validation: Dataset, train: Dataset) -> None:
+    """Validation needs train's features: same width when dense, at most it when sparse."""
+    if validation.num_columns == train.num_columns:
+        return
+    if validation.is_sparse and train.is_sparse and validation.num_columns < train.num_columns:
+        validation.features = _with_width(validation.features, train.num_columns)
+        return
+    raise ClientError(
+        f"Channel 'validation' has {validation.num_columns} feature columns but 'train' has "
+        f"{train.num_columns}; both channels need the same features in the same order."
+    )
+
+
+def to_dmatrix(
+    dataset: Dataset,
+    hyperparameters: Hyperparameters,
+    reference: xgb.DMatrix | None = None,
+) -> xgb.DMatrix:
+    """Hand the rows to XGBoost: a `QuantileDMatrix` for hist (binned, no float copy)."""
+    meta: dict[str, Any] = {"label": dataset.label, "weight": dataset.weight, "qid": dataset.qid}
+    params = hyperparameters.xgboost_params
+    nthread = params.get("nthread", -1)
+    try:
+        if hyperparameters.uses_quantile_matrix:
+            matrix = xgb.QuantileDMatrix(
+                dataset.features,
+                **meta,
+                ref=reference,
+                max_bin=params.get("max_bin", 256),
+                nthread=nthread,
+            )
+        else:
+            matrix = xgb.DMatrix(dataset.features, **meta, nthread=nthread)
+    except xgb.core.XGBoostError as exc:
+        raise ClientError(
+            f"XGBoost could not use channel '{dataset.channel}': {first_line(exc)}"
+        ) from None
+    matrix.feature_names = None
+    return matrix
+
+
+def first_line(exc: BaseException) -> str:
+    """XGBoost's messages start with a timestamp and end in a C++ stack trace: keep the gist."""
+    for line in str(exc).splitlines():
+        text = line.strip()
+        if text and not text.startswith(("Stack trace", "[bt]")):
+            head, sep, rest = text.partition(": ")
+            return rest if sep and head.startswith("[") and "/" in head else text
+    return type(exc).__name__

@@ -1,0 +1,284 @@
+"""The training job: config → data → boosting → `model/xgboost-model`, and the failure contract.
+
+`main` is the one place that turns any failure into `output/failure` (a sentence first, as
+SageMaker shows its first 1,024 characters), a log line and a non-zero exit; success exits 0
+and leaves no failure file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from container.errors import ClientError, DistributedError
+from container.settings import Settings, export_base_dir
+from container.training.termination import StopRequest, TrainingStopped
+
+if TYPE_CHECKING:
+    from container.training.data_loading import Dataset
+    from container.training.distributed import Hosts
+
+logger = logging.getLogger("container.training")
+
+EXIT_FAILURE = 1
+EXIT_STOPPED = 143
+"""128 + SIGTERM, the shell's convention for a process ended by SIGTERM."""
+
+
+def main() -> int:
+    """Run the job; return the process exit status."""
+    settings = Settings.from_environ()
+    _configure_logging()
+    failure_file = settings.paths.failure_file
+    failure_file.unlink(missing_ok=True)
+    stop = StopRequest()
+    stop.install()
+    try:
+        run(settings, stop)
+    except TrainingStopped as exc:
+        return _fail(failure_file, str(exc), None, EXIT_STOPPED)
+    except ClientError as exc:
+        return _fail(failure_file, exc.message, None, EXIT_FAILURE)
+    except DistributedError as exc:
+        return _fail(failure_file, exc.message, traceback.format_exc(), EXIT_FAILURE)
+    except MemoryError:
+        sentence = "Training ran out of memory: use an instance with more memory or less data."
+        return _fail(failure_file, sentence, traceback.format_exc(), EXIT_FAILURE)
+    except OSError as exc:
+        sentence = f"Training failed on a file operation: {exc.strerror or exc}"
+        if exc.filename:
+            sentence += f" ({exc.filename})"
+        return _fail(failure_file, sentence + ".", traceback.format_exc(), EXIT_FAILURE)
+    except Exception as exc:
+        from container.training.data_loading import first_line
+
+        sentence = f"Training failed with an unexpected error: {type(exc).__name__}: "
+        return _fail(failure_file, sentence + first_line(exc), traceback.format_exc(), EXIT_FAILURE)
+    logger.info("Training finished; model written to %s.", settings.paths.model_file)
+    return 0
+
+
+def _fail(failure_file: Path, sentence: str, details: str | None, status: int) -> int:
+    """Write `output/failure` (sentence first), log it, and hand back the exit status."""
+    logger.error("%s", sentence)
+    if details:
+        logger.error("%s", details)
+    text = sentence.strip() + "\n" + (f"\n{details}" if details else "")
+    try:
+        failure_file.parent.mkdir(parents=True, exist_ok=True)
+        failure_file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        logger.error("Could not write %s: %s", failure_file, exc)
+    return status
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+        force=True,
+    )
+    logging.getLogger("sagemaker-training-toolkit").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """What the three config files say, read through `sagemaker-training`."""
+
+    hyperparameters: dict[str, Any]
+    input_data: dict[str, Any]
+    resources: dict[str, Any]
+
+
+def read_config(settings: Settings) -> JobConfig:
+    """Read the config files with `sagemaker-training` (its base dir exported first)."""
+    export_base_dir(settings)
+    from sagemaker_training import environment
+
+    readers = {
+        settings.paths.hyperparameters_file: environment.read_hyperparameters,
+        settings.paths.input_data_config_file: environment.read_input_data_config,
+        settings.paths.resource_config_file: environment.read_resource_config,
+    }
+    values = []
+    for path, read in readers.items():
+        if not path.is_file():
+            values.append({})
+            continue
+        try:
+            value = read()
+        except json.JSONDecodeError as exc:
+            raise ClientError(f"{path} is not valid JSON: {exc}.") from None
+        if not isinstance(value, dict):
+            raise ClientError(f"{path} must hold a JSON object.")
+        values.append(value)
+    return JobConfig(*values)
+
+
+def checkpoint_dir(settings: Settings) -> Path | None:
+    """`checkpointconfig.json`'s LocalPath, else `/opt/ml/checkpoints`, when it exists."""
+    config_file = settings.paths.checkpoint_config_file
+    if config_file.is_file():
+        try:
+            local = json.loads(config_file.read_text()).get("LocalPath")
+        except (ValueError, AttributeError):
+            raise ClientError(f"{config_file} is not a JSON object with LocalPath.") from None
+        if local:
+            return Path(local)
+    directory = settings.paths.checkpoint_dir
+    return directory if directory.is_dir() else None
+
+
+def run(settings: Settings, stop: StopRequest) -> None:
+    """The whole job; raises `ClientError` for the user's mistakes."""
+    train_model(settings, read_config(settings), stop)
+
+
+def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> None:
+    """Train on the channels under `settings`' base dir as `config` says; write the model."""
+    import xgboost as xgb
+
+    from container.training import boosting, checkpoints, data_loading, distributed
+    from container.training.hyperparameters import parse_hyperparameters
+    from container.training.metrics import RoundPrinter
+
+    hyperparameters = parse_hyperparameters(config.hyperparameters)
+    channels = config.input_data
+    extra = sorted(set(channels) - {"train", "validation"})
+    if extra:
+        logger.warning("Ignoring channel(s) %s: only 'train' and 'validation' are read.", extra)
+    if "train" not in channels and not settings.paths.channel_dir("train").is_dir():
+        raise ClientError("The 'train' channel is required but the job has none.")
+    has_validation = "validation" in channels or settings.paths.channel_dir("validation").is_dir()
+    _check_early_stopping(hyperparameters, has_validation)
+
+    with distributed.join_cluster(config.resources, settings) as role:
+        started = time.perf_counter()
+        train = load_share("train", settings, channels, hyperparameters.csv_weights, role.hosts)
+        data_loading.check_labels(train, hyperparameters)
+        validation = None
+        if has_validation:
+            validation = load_share(
+                "validation", settings, channels, hyperparameters.csv_weights, role.hosts
+            )
+            data_loading.check_labels(validation, hyperparameters)
+            data_loading.match_width(validation, train)
+        dtrain = data_loading.to_dmatrix(train, hyperparameters)
+        evals = [(dtrain, "train")]
+        if validation is not None:
+            dvalid = data_loading.to_dmatrix(validation, hyperparameters, reference=dtrain)
+            evals.append((dvalid, "validation"))
+        megabytes = (train.bytes_read + (validation.bytes_read if validation else 0)) / 1e6
+        seconds = time.perf_counter() - started
+        logger.info(
+            "Ingest: %.1f MB into %s in %.2f s (%.1f MB/s, parse and matrix build).",
+            megabytes,
+            type(dtrain).__name__,
+            seconds,
+            megabytes / max(seconds, 1e-9),
+        )
+        del train, validation
+
+        params = hyperparameters.xgboost_params
+        store = None
+        directory = checkpoint_dir(settings)
+        start_round = 0
+        booster = None
+        if directory is not None:
+            store = checkpoints.CheckpointStore(directory, hyperparameters.checkpoints_to_keep)
+            found = distributed.share_checkpoint(store.load_newest())
+            if found is not None:
+                logger.info(
+                    "Resuming from checkpoint %s: %d round(s) done, continuing at round %d.",
+                    found.path,
+                    found.rounds,
+                    found.rounds,
+                )
+                booster = xgb.Booster(params, [dtrain, *(d for d, _ in evals)], found.booster)
+                start_round = found.rounds
+            else:
+                logger.info("No checkpoint in %s: starting from round 0.", directory)
+        if booster is None:
+            booster = xgb.Booster(params, [d for d, _ in evals])
+        early = (
+            boosting.EarlyStopping(hyperparameters.early_stopping_rounds)
+            if hyperparameters.early_stopping_rounds
+            else None
+        )
+        try:
+            result = boosting.boost(
+                booster,
+                dtrain,
+                evals,
+                num_round=hyperparameters.num_round,
+                start_round=start_round,
+                printer=RoundPrinter(enabled=role.is_master),
+                stop=stop,
+                early_stopping=early,
+                store=store if role.is_master else None,
+                checkpoint_frequency=hyperparameters.checkpoint_frequency,
+            )
+        except xgb.core.XGBoostError as exc:
+            raise ClientError(f"XGBoost stopped training: {data_loading.first_line(exc)}") from None
+        except Exception:
+            if hyperparameters.save_model_on_termination and role.is_master:
+                save_model(booster, settings.paths.model_file)
+            raise
+        if role.is_master:
+            save_model(boosting.keep_best(result), settings.paths.model_file)
+
+
+def load_share(
+    channel: str,
+    settings: Settings,
+    channels: Mapping[str, Any],
+    csv_weights: bool,
+    hosts: Hosts,
+) -> Dataset:
+    """This host's share of a channel: all of it alone, its own files or rows with several."""
+    from container.training import data_loading, distributed
+
+    directory = settings.paths.channel_dir(channel)
+    config = channels.get(channel, {})
+    shard = distributed.plan_shard(
+        channel,
+        data_loading.channel_files(directory),
+        config.get("S3DistributionType"),
+        hosts,
+    )
+    dataset = data_loading.load_channel(channel, directory, config, csv_weights, shard.files)
+    return distributed.keep_rows(dataset, shard)
+
+
+def _check_early_stopping(hyperparameters: Any, has_validation: bool) -> None:
+    if not hyperparameters.early_stopping_rounds:
+        return
+    if not has_validation:
+        raise ClientError(
+            "Hyperparameter 'early_stopping_rounds' needs a 'validation' channel to watch, "
+            "but the job has none: add a validation channel or remove early_stopping_rounds."
+        )
+    params = hyperparameters.xgboost_params
+    if params.get("disable_default_eval_metric") and not params.get("eval_metric"):
+        raise ClientError(
+            "Hyperparameter 'early_stopping_rounds' needs a metric to watch, but "
+            "disable_default_eval_metric is set and eval_metric is empty: set eval_metric."
+        )
+
+
+def save_model(booster: Any, path: Path) -> None:
+    """Write the model atomically in XGBoost's portable JSON format (never a pickle)."""
+    from container.training.checkpoints import write_atomically
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, bytes(booster.save_raw("json")))
+    rounds = booster.num_boosted_rounds()
+    logger.info("Saved the model (%d rounds, XGBoost JSON) to %s.", rounds, path)

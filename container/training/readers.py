@@ -1,0 +1,336 @@
+"""One reader per training content type: a file in, a `Batch` (features, label, weight) out.
+
+CSV and LIBSVM are parsed by Arrow's multi-threaded C++ code (LIBSVM with Arrow compute
+kernels, no Python loop per value); Python only walks a file line by line after Arrow has
+refused it, to name the line and column at fault. Every reader takes gzip files too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import scipy.sparse as sp
+
+from container.errors import ClientError
+
+GZIP_MAGIC = b"\x1f\x8b"
+CSV_BLOCK_BYTES = 1 << 20
+"""Arrow parses CSV in blocks of this size on all cores; bigger blocks cost memory, not speed."""
+
+
+@dataclass
+class Batch:
+    """The rows of one file. `features` is an Arrow table (dense) or a CSR matrix (sparse)."""
+
+    features: pa.Table | sp.csr_matrix
+    label: np.ndarray
+    weight: np.ndarray | None = None
+    qid: np.ndarray | None = None
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.label.shape[0])
+
+    @property
+    def num_columns(self) -> int:
+        return int(self.features.shape[1])
+
+
+def is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == GZIP_MAGIC
+
+
+def open_stream(path: Path) -> pa.NativeFile:
+    """An Arrow input stream, decompressing gzip whatever the file's extension."""
+    return pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None)
+
+
+def read_head(path: Path, size: int = 65536) -> bytes:
+    """The first bytes of a file, decompressed."""
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as handle:
+        return handle.read(size)
+
+
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as raw:
+        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8", errors="replace"), 1):
+            yield number, line.rstrip("\r\n")
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return "_" not in cell
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+
+def _first_csv_width(path: Path) -> int:
+    for _, line in _text_lines(path):
+        if line.strip():
+            return line.count(",") + 1
+    return 0
+
+
+def read_csv(path: Path, csv_weights: bool) -> Batch:
+    """Label in column 0, weight in column 1 when `csv_weights`, no header, empty = missing."""
+    width = _first_csv_width(path)
+    if width == 0:
+        return _empty_batch()
+    names = [f"c{i}" for i in range(width)]
+    try:
+        table = pcsv.read_csv(
+            open_stream(path),
+            read_options=pcsv.ReadOptions(column_names=names, block_size=CSV_BLOCK_BYTES),
+            parse_options=pcsv.ParseOptions(delimiter=","),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.float32()),
+                null_values=[""],
+                strings_can_be_null=True,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise ClientError(_locate_csv_error(path, width) or f"{path}: {exc}") from None
+    return _split_label(table, path, csv_weights)
+
+
+def _locate_csv_error(path: Path, width: int) -> str | None:
+    for number, line in _text_lines(path):
+        if not line.strip():
+            continue
+        cells = line.split(",")
+        if len(cells) != width:
+            return (
+                f"File {path}, line {number} has {len(cells)} columns but the first row has "
+                f"{width}: every CSV row must have the same number of columns."
+            )
+        for column, cell in enumerate(cells, 1):
+            text = cell.strip().strip('"')
+            if text and not _is_number(text):
+                hint = (
+                    " Training CSV has no header row (label in column 1): remove the header."
+                    if number == 1
+                    else ""
+                )
+                return (
+                    f"File {path}, line {number}, column {column}: {cell[:40]!r} is not a "
+                    f"number; CSV cells must be numbers or empty (missing).{hint}"
+                )
+    return None
+
+
+def _split_label(table: pa.Table, path: Path, with_weight: bool) -> Batch:
+    """Column 0 is the label, column 1 the weight when asked; the rest are features."""
+    first_feature = 2 if with_weight else 1
+    if table.num_columns <= first_feature:
+        raise ClientError(
+            f"File {path} has {table.num_columns} column(s): it needs a label"
+            f"{', a weight' if with_weight else ''} and at least one feature column."
+        )
+    label = _column_to_numpy(table.column(0))
+    weight = _column_to_numpy(table.column(1)) if with_weight else None
+    _check_present(label, path, "label", 1)
+    if weight is not None:
+        _check_present(weight, path, "weight", 2)
+    features = table.select(range(first_feature, table.num_columns))
+    return Batch(features=features, label=label, weight=weight)
+
+
+def _column_to_numpy(column: pa.ChunkedArray) -> np.ndarray:
+    return column.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+
+
+def _check_present(values: np.ndarray, path: Path, what: str, column: int) -> None:
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ClientError(
+            f"File {path}, row {bad[0] + 1}: the {what} (column {column}) is missing or not "
+            f"finite; every row needs a numeric {what}."
+        )
+
+
+def _empty_batch() -> Batch:
+    return Batch(features=pa.table({}), label=np.empty(0, np.float32))
+
+
+# --- LIBSVM ----------------------------------------------------------------------------------
+
+
+def read_libsvm(path: Path) -> Batch:
+    """`label[:weight] [qid:N] index:value ...` per line; indices as written (0-based)."""
+    try:
+        lines = pcsv.read_csv(
+            open_stream(path),
+            read_options=pcsv.ReadOptions(column_names=["line"], block_size=CSV_BLOCK_BYTES),
+            parse_options=pcsv.ParseOptions(delimiter="\x1e", quote_char=False),
+            convert_options=pcsv.ConvertOptions(column_types={"line": pa.string()}),
+        ).column("line")
+        return _parse_libsvm_lines(lines.combine_chunks() if lines.num_chunks else lines)
+    except (pa.ArrowInvalid, ValueError) as exc:
+        raise ClientError(_locate_libsvm_error(path) or f"{path}: {exc}") from None
+
+
+def _parse_libsvm_lines(lines: Any) -> Batch:
+    if len(lines) == 0:
+        return _empty_batch()
+    tokens = pc.utf8_split_whitespace(lines)
+    tokens = tokens.filter(pc.greater(pc.list_value_length(tokens), 0))
+    counts = pc.list_value_length(tokens).to_numpy().astype(np.int64)
+    head = pc.split_pattern(pc.list_element(tokens, 0), ":", max_splits=1)
+    label = pc.cast(pc.list_element(head, 0), pa.float32()).to_numpy()
+    weight = None
+    has_weight = pc.greater(pc.list_value_length(head), 1).to_numpy(zero_copy_only=False)
+    if has_weight.any():
+        weight = np.ones(len(label), dtype=np.float32)
+        weight_text = pc.list_flatten(pc.list_slice(head, 1, 2))
+        weight[has_weight] = pc.cast(weight_text, pa.float32()).to_numpy()
+    flat = pc.list_flatten(tokens)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    is_feature = np.ones(len(flat), dtype=bool)
+    is_feature[starts] = False
+    qid = None
+    second = np.minimum(starts + 1, len(flat) - 1)
+    has_qid = (counts > 1) & pc.starts_with(flat.take(pa.array(second)), "qid:").to_numpy(
+        zero_copy_only=False
+    )
+    if has_qid.any():
+        if not has_qid.all():
+            raise ValueError("some rows have qid: and some do not")
+        qid_text = pc.utf8_slice_codeunits(flat.take(pa.array(second)), 4)
+        qid = pc.cast(qid_text, pa.int64()).to_numpy()
+        is_feature[second] = False
+    pairs = pc.split_pattern(flat.filter(pa.array(is_feature)), ":", max_splits=1)
+    if len(pairs) and pc.min(pc.list_value_length(pairs)).as_py() != 2:
+        raise ValueError("a feature token is not index:value")
+    indices = pc.cast(pc.list_element(pairs, 0), pa.int64()).to_numpy()
+    values = pc.cast(pc.list_element(pairs, 1), pa.float32()).to_numpy()
+    if indices.size and indices.min() < 0:
+        raise ValueError("a feature index is negative")
+    per_row = counts - 1 - (qid is not None)
+    indptr = np.concatenate([[0], np.cumsum(per_row)])
+    width = int(indices.max()) + 1 if indices.size else 0
+    matrix = sp.csr_matrix((values, indices, indptr), shape=(len(counts), width))
+    return Batch(features=matrix, label=label, weight=weight, qid=qid)
+
+
+def _locate_libsvm_error(path: Path) -> str | None:
+    for number, line in _text_lines(path):
+        tokens = line.split()
+        if not tokens:
+            continue
+        head = tokens[0].split(":")
+        if len(head) > 2 or not all(_is_number(part) for part in head):
+            return (
+                f"File {path}, line {number}, column 1: {tokens[0][:40]!r} is not a label; "
+                "LIBSVM rows start with 'label' or 'label:weight'."
+            )
+        for column, token in enumerate(tokens[1:], 2):
+            if token.startswith("qid:") and column == 2 and token[4:].isdigit():
+                continue
+            index, sep, value = token.partition(":")
+            if not (sep and index.isdigit() and _is_number(value)):
+                return (
+                    f"File {path}, line {number}, column {column}: {token[:40]!r} is not "
+                    "'index:value' with a non-negative integer index and a numeric value."
+                )
+    return None
+
+
+# --- Parquet ---------------------------------------------------------------------------------
+
+
+def read_parquet(path: Path, csv_weights: bool) -> Batch:
+    """Column 0 is the label (column 1 the weight with `csv_weights`); every column numeric."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(open_stream(path))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ClientError(f"File {path} is not a readable Parquet file: {exc}") from None
+    columns = []
+    for index, (name, column) in enumerate(zip(table.column_names, table.columns, strict=True)):
+        try:
+            columns.append(pc.cast(column, pa.float32()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise ClientError(
+                f"File {path}, column {index + 1} ({name!r}) has type {column.type}; "
+                "Parquet training columns must be numeric."
+            ) from None
+    names = [f"c{i}" for i in range(len(columns))]
+    return _split_label(pa.table(columns, names=names), path, csv_weights)
+
+
+# --- RecordIO-protobuf -----------------------------------------------------------------------
+
+
+def _tensor(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None or kind == "bytes":
+        return None
+    return getattr(value, kind)
+
+
+def read_recordio_protobuf(path: Path) -> Batch:
+    """SageMaker's RecordIO-wrapped `Record` protobufs, dense or sparse (keys + shape)."""
+    from sagemaker_training.record_pb2 import Record
+    from sagemaker_training.recordio import _read_recordio
+
+    labels: list[float] = []
+    data: list[np.ndarray] = []
+    indices: list[np.ndarray] = []
+    indptr = [0]
+    width = 0
+    record = Record()
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as handle:
+        try:
+            for number, payload in enumerate(_read_recordio(handle), 1):
+                record.ParseFromString(payload)
+                if "values" not in record.features:
+                    raise ValueError(f"record {number} has no features['values'] tensor")
+                tensor = _tensor(record.features["values"])
+                label = _tensor(record.label["values"]) if "values" in record.label else None
+                if label is None or len(label.values) != 1:
+                    raise ValueError(f"record {number} needs exactly one label value")
+                values = np.asarray(tensor.values if tensor else [], dtype=np.float32)
+                if tensor is not None and len(tensor.shape):
+                    keys = np.asarray(tensor.keys, dtype=np.int64)
+                    row_width = int(tensor.shape[0])
+                else:
+                    keys = np.arange(values.size, dtype=np.int64)
+                    row_width = values.size
+                labels.append(float(label.values[0]))
+                data.append(values)
+                indices.append(keys)
+                indptr.append(indptr[-1] + values.size)
+                width = max(width, row_width)
+        except (AssertionError, ValueError, OSError, EOFError) as exc:
+            detail = str(exc) or "bad RecordIO framing (wrong magic number)"
+            raise ClientError(
+                f"File {path} is not valid RecordIO-protobuf: {detail}. Records must be "
+                "SageMaker `Record` messages with features['values'] and label['values']."
+            ) from None
+        except Exception as exc:  # protobuf's DecodeError has no stable import path
+            raise ClientError(f"File {path} is not valid RecordIO-protobuf: {exc}.") from None
+    if not labels:
+        return _empty_batch()
+    matrix = sp.csr_matrix(
+        (np.concatenate(data), np.concatenate(indices), np.asarray(indptr)),
+        shape=(len(labels), width),
+    )
+    return Batch(features=matrix, label=np.asarray(labels, dtype=np.float32))

@@ -1,0 +1,57 @@
+"""Paths and names the SDK tests share."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+DRIVERS = Path(__file__).resolve().parent / "drivers"
+NETWORK = "sagemaker-local"
+IMAGE = os.environ.get("XGB_IMAGE", "sagemaker-xgboost-byoc:latest")
+
+if str(EXAMPLES) not in sys.path:
+    sys.path.insert(0, str(EXAMPLES))
+from digits_data import DigitsSplit, write_digits_csv  # noqa: E402
+
+__all__ = [
+    "DRIVERS",
+    "EXAMPLES",
+    "IMAGE",
+    "NETWORK",
+    "REPO",
+    "DigitsSplit",
+    "SdkRun",
+    "SdkVenvs",
+    "write_digits_csv",
+]
+
+
+@dataclass(frozen=True)
+class SdkVenvs:
+    sdk2: Path
+    sdk3: Path
+
+
+@dataclass(frozen=True)
+class SdkRun:
+    """Where one test's SDK runs keep everything, and the environment they run with."""
+
+    root: Path
+    env: dict[str, str]
+
+    def run(self, python: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+        """Run a script under an SDK venv's Python; stdout and stderr together, as a user sees."""
+        return subprocess.run(
+            [str(python), *args],
+            cwd=self.root,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )

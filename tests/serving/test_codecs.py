@@ -1,0 +1,142 @@
+"""Codecs on their own: both CSV parsers agree, edge cases of each format, and the encoders."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from container.errors import BadRequest, PayloadTooLarge
+from container.serving.codecs import DECODERS, ENCODERS, Limits, csv_codec, text_format
+from container.serving.predictions import Output
+
+LIMITS = Limits(max_rows=1_000_000, max_columns=100_000)
+
+
+def _csv(rows: np.ndarray, newline: str = "\n") -> bytes:
+    lines = [",".join("" if np.isnan(v) else f"{v:.7g}" for v in row) for row in rows]
+    return newline.join(lines).encode()
+
+
+@pytest.fixture(scope="module")
+def big_rows() -> np.ndarray:
+    rows = np.random.default_rng(3).normal(size=(4000, 20)).astype(np.float32)
+    rows[::5, 0] = np.nan  # empty first field
+    rows[::7, 7] = np.nan  # empty middle field
+    rows[::9, 19] = np.nan  # empty last field
+    return rows
+
+
+def test_large_csv_takes_the_arrow_path_and_matches_numpy(big_rows: np.ndarray) -> None:
+    body = _csv(big_rows)
+    assert len(body) >= csv_codec.ARROW_MIN_BYTES
+    from_arrow = csv_codec._parse_arrow(memoryview(body), *big_rows.shape)
+    from_numpy = csv_codec._parse_numpy(csv_codec._fill_empty_fields(body))
+    assert from_arrow is not None
+    np.testing.assert_array_equal(from_arrow, from_numpy)
+    np.testing.assert_allclose(csv_codec.decode(body, LIMITS), big_rows, rtol=1e-6)
+
+
+def test_large_csv_with_a_bad_cell_names_it(big_rows: np.ndarray) -> None:
+    lines = _csv(big_rows).split(b"\n")
+    lines[1] = b"xyz" + lines[1][lines[1].index(b",") :]
+    body = b"\n".join(lines)
+    with pytest.raises(BadRequest, match=r"text/csv row 2, column 1: 'xyz' is not a number"):
+        csv_codec.decode(body, LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"1,2,3", [[1, 2, 3]]),
+        (b"1,2,3\r\n4,5,6\r\n", [[1, 2, 3], [4, 5, 6]]),
+        (b"\xef\xbb\xbf1,2,3\n", [[1, 2, 3]]),
+        (b",2,\n4,,6\n", [[np.nan, 2, np.nan], [4, np.nan, 6]]),
+        (b"nan,NaN,-nan\n", [[np.nan, np.nan, np.nan]]),
+        (b"nan,NaN,-nan\n" * 4000, [[np.nan, np.nan, np.nan]] * 4000),
+        (b" 1 , 2,3 \n", [[1, 2, 3]]),
+        (b"1e3,-2.5E-1,+3\n", [[1000, -0.25, 3]]),
+    ],
+    ids=[
+        "no-newline",
+        "crlf",
+        "bom",
+        "empty-fields",
+        "nan-spellings",
+        "nan-spellings-large",
+        "spaces",
+        "exponents",
+    ],
+)
+def test_csv_edge_cases(body: bytes, expected: list) -> None:
+    np.testing.assert_array_equal(csv_codec.decode(body, LIMITS), np.array(expected, np.float32))
+
+
+def test_csv_nul_byte_is_a_bad_cell() -> None:
+    with pytest.raises(BadRequest, match=re.escape("row 1, column 2: '2\\x00' is not a number")):
+        csv_codec.decode(b"1,2\x00,3\n", LIMITS)
+
+
+def test_row_limit_is_checked_before_parsing() -> None:
+    body = b"not,even,numbers\n" * 11
+    with pytest.raises(PayloadTooLarge, match="holds 11 rows; the limit is 10"):
+        csv_codec.decode(body, Limits(max_rows=10, max_columns=10))
+
+
+def test_column_limit_is_checked_on_the_first_line() -> None:
+    body = b"," * 2_000_000 + b"\n"
+    with pytest.raises(PayloadTooLarge, match="holds 2000001 columns; the limit is 100000"):
+        csv_codec.decode(body, LIMITS)
+
+
+def test_libsvm_skips_label_and_qid_and_keeps_indices_as_columns() -> None:
+    matrix = DECODERS["text/libsvm"](b"3 qid:1 1:0.5 3:2\n0:1\n", LIMITS)
+    assert matrix.shape == (2, 4)
+    np.testing.assert_array_equal(matrix.toarray(), [[0, 0.5, 0, 2], [1, 0, 0, 0]])
+
+
+def test_json_nulls_are_missing_and_numeric_strings_are_numbers() -> None:
+    matrix = DECODERS["application/json"](b'[[1, null, "2.5"]]', LIMITS)
+    np.testing.assert_array_equal(matrix, np.array([[1, np.nan, 2.5]], np.float32))
+
+
+SCORES = np.array([0.25, 0.5, np.nan], dtype=np.float32)
+PROBS = np.array([[0.1, 0.9], [0.5, 0.5], [1.0, 0.0]], dtype=np.float32)
+
+
+@pytest.mark.parametrize("rows", [3, 300], ids=["small", "large"])
+@pytest.mark.parametrize("media_type", list(ENCODERS), ids=str)
+def test_encoders_small_and_large_paths_agree_on_values(rows: int, media_type: str) -> None:
+    scores = np.resize(SCORES, rows)
+    probs = np.resize(PROBS, (rows, 2))
+    labels = np.resize(np.array([1, 0, 1]), rows)
+    selected = Output((("predicted_label", labels), ("probabilities", probs)), selected=True)
+    default = Output((("score", scores),), selected=False)
+    for output in (selected, default):
+        body = ENCODERS[media_type](output, False).decode()
+        if media_type == "application/json":
+            records = json.loads(body)["predictions"]
+        elif media_type == "application/jsonlines":
+            records = [json.loads(line) for line in body.splitlines()]
+        else:
+            records = body.splitlines()
+        assert len(records) == rows
+    assert rows <= text_format.SMALL_ROWS or rows > text_format.SMALL_ROWS
+
+
+def test_json_writes_nan_as_null_and_csv_as_nan() -> None:
+    output = Output((("score", SCORES),), selected=False)
+    assert json.loads(ENCODERS["application/json"](output, False))["predictions"][2] == {
+        "score": None
+    }
+    assert ENCODERS["text/csv"](output, False) == b"0.25\n0.5\nnan"
+    assert ENCODERS["text/csv"](output, True) == b"0.25\n0.5\nnan\n"
+
+
+def test_large_csv_output_matches_small_formatting_numerically() -> None:
+    values = np.random.default_rng(1).random(500).astype(np.float32)
+    output = Output((("score", values),), selected=False)
+    text = ENCODERS["text/csv"](output, False).decode()
+    np.testing.assert_array_equal(np.array(text.split(), dtype=np.float32), values)

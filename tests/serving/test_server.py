@@ -1,0 +1,352 @@
+"""The real `./serve` under gunicorn on a free 127.0.0.1 port: round trips, SIGTERM, start-up.
+
+Each server runs in its own session and its process group is killed at teardown.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import xgboost as xgb
+
+from .helpers import save_model_dir, train_booster
+
+REPO = Path(__file__).resolve().parents[2]
+PEER = Path("/work/shared/peer-data")
+ABALONE = PEER / "abalone" / "data"
+needs_peer_data = pytest.mark.skipif(
+    not ABALONE.is_dir(), reason=f"peer test data not present at {ABALONE}"
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env(base_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "XGB_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    env.update(
+        SAGEMAKER_BASE_DIR=str(base_dir),
+        SAGEMAKER_BIND_TO_PORT=str(port),
+        XGB_SERVER_HOST="127.0.0.1",
+        SAGEMAKER_MODEL_SERVER_WORKERS="2",
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def start_serve(base_dir: Path, **extra: str) -> Server:
+    """Start `./serve` in its own session and wait until /ping answers 200."""
+    port = _free_port()
+    log = base_dir / f"serve-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(REPO / "serve")],
+            env=_env(base_dir, port, **extra),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_for_ping(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_for_ping(server: Server) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise AssertionError(
+                f"serve exited {server.process.returncode}:\n{server.log.read_text()}"
+            )
+        try:
+            if requests.get(f"{server.url}/ping", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"serve did not answer /ping within 60 s:\n{server.log.read_text()}")
+
+
+def _read_libsvm(path: Path, width: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (NaN where an index is absent; indices are column positions) and labels."""
+    rows, labels = [], []
+    for line in path.read_text().splitlines():
+        label, *tokens = line.split()
+        row = np.full(width, np.nan, dtype=np.float32)
+        for token in tokens:
+            index, value = token.split(":")
+            row[int(index)] = float(value)
+        rows.append(row)
+        labels.append(float(label))
+    return np.array(rows), np.array(labels, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def abalone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, xgb.Booster]:
+    """A regression model trained with xgboost on the peer abalone LIBSVM files, saved as UBJSON."""
+    if not ABALONE.is_dir():
+        pytest.skip(f"peer test data not present at {ABALONE}")
+    parts = [_read_libsvm(path) for path in sorted((ABALONE / "train").iterdir())]
+    rows = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    booster = xgb.train(
+        {"objective": "reg:squarederror", "max_depth": 5, "nthread": 1},
+        xgb.DMatrix(rows, labels),
+        num_boost_round=20,
+    )
+    base = tmp_path_factory.mktemp("abalone")
+    save_model_dir(base, booster, "ubj")
+    return base, booster
+
+
+@pytest.fixture(scope="module")
+def abalone_server(abalone: tuple[Path, xgb.Booster]) -> Iterator[Server]:
+    server = start_serve(abalone[0])
+    yield server
+    server.stop()
+
+
+def _npy(rows: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, rows)
+    return buffer.getvalue()
+
+
+def _bodies(rows: np.ndarray, libsvm_text: str) -> dict[str, bytes]:
+    listed = np.where(np.isnan(rows), None, rows).tolist()
+    csv = "\n".join(",".join("" if v is None else repr(v) for v in row) for row in listed)
+    return {
+        "text/csv": csv.encode(),
+        "application/json": json.dumps({"instances": listed}).encode(),
+        "application/jsonlines": "\n".join(json.dumps(r) for r in listed).encode(),
+        "text/libsvm": libsvm_text.encode(),
+        "application/x-npy": _npy(rows),
+    }
+
+
+@needs_peer_data
+def test_ping_and_execution_parameters(abalone_server: Server) -> None:
+    assert requests.get(f"{abalone_server.url}/ping", timeout=5).status_code == 200
+    params = requests.get(f"{abalone_server.url}/execution-parameters", timeout=5).json()
+    assert params == {
+        "MaxConcurrentTransforms": 2,
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": 6,
+    }
+
+
+@needs_peer_data
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/csv", "application/json", "application/jsonlines", "text/libsvm", "application/x-npy"],
+    ids=["csv", "json", "jsonlines", "libsvm", "npy"],
+)
+@pytest.mark.parametrize("accept", ["text/csv", "application/json", "application/jsonlines"])
+def test_abalone_round_trips_equal_booster_predict(
+    abalone_server: Server, abalone: tuple[Path, xgb.Booster], content_type: str, accept: str
+) -> None:
+    booster = abalone[1]
+    path = ABALONE / "validation" / "abalone.validation"
+    rows, _ = _read_libsvm(path)
+    expected = booster.predict(xgb.DMatrix(rows))
+    response = requests.post(
+        f"{abalone_server.url}/invocations",
+        data=_bodies(rows, path.read_text())[content_type],
+        headers={"Content-Type": content_type, "Accept": accept},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    if accept == "text/csv":
+        got = [float(v) for v in response.text.splitlines()]
+    elif accept == "application/json":
+        got = [p["score"] for p in response.json()["predictions"]]
+    else:
+        got = [json.loads(line)["score"] for line in response.text.splitlines()]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+@needs_peer_data
+def test_client_error_over_http_is_json_with_a_sentence(abalone_server: Server) -> None:
+    response = requests.post(
+        f"{abalone_server.url}/invocations",
+        data=b"1,2,3",
+        headers={"Content-Type": "text/csv"},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "Each row must have 9 features (the model was trained on 9); got 3. "
+        "Send the features only, without the label column."
+    }
+    assert requests.get(f"{abalone_server.url}/ping", timeout=5).status_code == 200
+
+
+@needs_peer_data
+def test_oversized_body_is_refused_before_it_is_sent(abalone_server: Server) -> None:
+    """The 413 comes from Content-Length alone: the client has sent none of the 7 MB body."""
+    port = int(abalone_server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            b"Content-Length: 7340032\r\n\r\n"
+        )
+        reply = b""
+        while b"}" not in reply and (chunk := sock.recv(65536)):
+            reply += chunk
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), reply
+    assert json.loads(payload)["error"].startswith(
+        "The request body is 7340032 bytes; the limit is 6 MB"
+    )
+    assert requests.get(f"{abalone_server.url}/ping", timeout=5).status_code == 200
+
+
+def test_single_worker_uses_all_threads_without_hanging(tmp_path: Path) -> None:
+    """One worker gets every core; XGBoost's thread pool must still work after the fork."""
+    booster = train_booster("multi:softprob", rounds=20)
+    save_model_dir(tmp_path, booster)
+    rows = np.random.default_rng(5).random((5000, 4)).astype(np.float32)
+    server = start_serve(tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="1")
+    try:
+        response = requests.post(
+            f"{server.url}/invocations",
+            data=_npy(rows),
+            headers={"Content-Type": "application/x-npy"},
+            timeout=60,
+        )
+    finally:
+        server.stop()
+    assert response.status_code == 200, response.text
+    got = np.array([[float(v) for v in line.split(",")] for line in response.text.splitlines()])
+    np.testing.assert_allclose(got, booster.predict(xgb.DMatrix(rows)), rtol=1e-6)
+    assert "1 worker(s), " in server.log.read_text()
+
+
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(tmp_path: Path) -> None:
+    booster = train_booster("binary:logistic")
+    save_model_dir(tmp_path, booster)
+    server = start_serve(tmp_path)
+    row = np.array([[0.1, 0.2, 0.3, 0.4]], dtype=np.float32)
+    body = b"0.1,0.2,0.3,0.4\n"
+    port = int(server.url.rsplit(":", 1)[1])
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:5]
+            )
+            time.sleep(0.5)  # a worker is now reading this request's body
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            sock.sendall(body[5:])
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        started = time.monotonic()
+        exit_code = server.process.wait(timeout=30)
+        waited = time.monotonic() - started
+    finally:
+        server.stop()
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), reply
+    np.testing.assert_allclose(float(payload), booster.predict(xgb.DMatrix(row))[0], rtol=1e-6)
+    assert exit_code == 0, server.log.read_text()
+    assert waited < 30
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def _start_failure(base_dir: Path, **extra: str) -> tuple[int, str]:
+    result = subprocess.run(
+        [str(REPO / "serve")],
+        env=_env(base_dir, _free_port(), **extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def _peer_model_dir(tmp_path: Path, name: str) -> Path:
+    source = PEER / "models" / name / "xgboost-model"
+    if not source.is_file():
+        pytest.skip(f"peer model not present at {source}")
+    (tmp_path / "model").mkdir()
+    shutil.copyfile(source, tmp_path / "model" / "xgboost-model")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("setup", "extra", "message"),
+    [
+        (lambda tmp: tmp, {}, "serve cannot start: No model file at"),
+        (
+            lambda tmp: _peer_model_dir(tmp, "pickled_model"),
+            {},
+            "is a Python pickle. This server never loads pickles",
+        ),
+        (
+            lambda tmp: _peer_model_dir(tmp, "saved_booster"),
+            {},
+            "is in XGBoost's old binary model format (objective multi:softprob)",
+        ),
+        (
+            lambda tmp: save_model_dir(tmp, train_booster("reg:squarederror")).parent,
+            {"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"},
+            "SAGEMAKER_INFERENCE_OUTPUT: predicted_label, probability cannot be computed for a "
+            "model with objective reg:squarederror; it answers predicted_score.",
+        ),
+        (
+            lambda tmp: save_model_dir(tmp, train_booster("binary:logistic")).parent,
+            {"SAGEMAKER_BIND_TO_PORT": "http"},
+            "SAGEMAKER_BIND_TO_PORT='http' is not an integer",
+        ),
+    ],
+    ids=["missing-model", "pickle", "old-binary", "bad-inference-output", "bad-port"],
+)
+def test_start_up_failures_exit_non_zero_with_the_reason(
+    tmp_path: Path, setup, extra: dict[str, str], message: str
+) -> None:
+    base = setup(tmp_path)
+    code, output = _start_failure(base, **extra)
+    assert code != 0
+    assert message in output
+    assert "Traceback" not in output

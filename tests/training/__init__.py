@@ -1,0 +1,1 @@
+"""Tests of container.training, mirroring its modules."""

@@ -1,0 +1,330 @@
+"""Distributed training for real: 2 and 3 `./train` processes on this machine, one `/opt/ml` each.
+
+Host names are addresses on the loopback network (`127.0.0.x`, `localhost`), resolved through
+the real name lookup. The distributed model must score as well as the single-host one on a
+held-out set, in both sharding modes; a host that dies must make the others fail with a reason;
+a host that does not resolve must fail with a sentence naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xgboost as xgb
+from sklearn.datasets import make_classification
+from sklearn.metrics import accuracy_score, log_loss
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = REPO / ".venv" / "bin"
+TRAIN_FILES = 6
+HYPERPARAMETERS = {
+    "objective": "binary:logistic",
+    "num_round": "40",
+    "max_depth": "4",
+    "eta": "0.3",
+    "eval_metric": "logloss",
+    "seed": "7",
+    # One thread per host: several hosts share this machine's cores.
+    "nthread": "1",
+}
+EXIT_TIMEOUT_S = 240
+"""How long a test waits for a host to exit before calling it hung."""
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Data:
+    train_parts: list[np.ndarray]
+    validation: np.ndarray
+    holdout_x: np.ndarray
+    holdout_y: np.ndarray
+
+
+@dataclass
+class Host:
+    name: str
+    base_dir: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    @property
+    def failure(self) -> str | None:
+        path = self.base_dir / "output" / "failure"
+        return path.read_text() if path.exists() else None
+
+    @property
+    def model_file(self) -> Path:
+        return self.base_dir / "model" / "xgboost-model"
+
+
+@pytest.fixture(scope="module")
+def data() -> Data:
+    # 16,000 training rows: with much fewer, each host's quantile sketch (and so the model)
+    # drifts from the single host's on its own, which is XGBoost's doing, not the split's.
+    x, y = make_classification(
+        n_samples=22000, n_features=10, n_informative=6, flip_y=0.05, random_state=11
+    )
+    rows = np.column_stack([y, x])
+    train, validation, holdout = rows[:16000], rows[16000:18000], rows[18000:]
+    return Data(
+        train_parts=np.array_split(train, TRAIN_FILES),
+        validation=validation,
+        holdout_x=holdout[:, 1:],
+        holdout_y=holdout[:, 0],
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_csv(path: Path, rows: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(path, rows, delimiter=",", fmt="%.8g")
+
+
+def build_tree(
+    base: Path,
+    names: list[str],
+    current: str,
+    data: Data,
+    distribution: str,
+    hyperparameters: dict[str, str],
+) -> None:
+    """An `/opt/ml` tree as SageMaker lays it out for `current` among `names`."""
+    config = base / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": current, "hosts": names, "network_interface_name": "lo"})
+    )
+    channels = {
+        "train": {"ContentType": "text/csv", "S3DistributionType": distribution},
+        "validation": {"ContentType": "text/csv", "S3DistributionType": "FullyReplicated"},
+    }
+    (config / "inputdataconfig.json").write_text(json.dumps(channels))
+    index = sorted(names).index(current)
+    for number, part in enumerate(data.train_parts):
+        # ShardedByS3Key: SageMaker hands each host every n-th object; else every host gets all.
+        if distribution == "FullyReplicated" or number % len(names) == index:
+            write_csv(base / "input" / "data" / "train" / f"part-{number}.csv", part)
+    write_csv(base / "input" / "data" / "validation" / "validation.csv", data.validation)
+    (base / "model").mkdir()
+    (base / "output").mkdir()
+
+
+def start_host(base: Path, name: str, port: int, extra_env: dict[str, str]) -> Host:
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "SAGEMAKER_BASE_DIR": str(base),
+        "XGB_TRACKER_PORT": str(port),
+        "XGB_COLLECTIVE_TIMEOUT_S": "60",
+        "XGB_HOST_RESOLVE_TIMEOUT_S": "10",
+        **extra_env,
+    }
+    log = base.parent / f"{base.name}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(REPO / "train")],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Host(name=name, base_dir=base, log=log, process=process)
+
+
+@pytest.fixture
+def cluster_runner(tmp_path: Path) -> Iterator:
+    started: list[Host] = []
+
+    def run(
+        names: list[str],
+        data: Data,
+        distribution: str = "FullyReplicated",
+        hyperparameters: dict[str, str] | None = None,
+        only: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> list[Host]:
+        port = free_port()
+        hosts = []
+        for name in sorted(names):
+            base = tmp_path / f"host-{name}"
+            build_tree(base, names, name, data, distribution, hyperparameters or HYPERPARAMETERS)
+            if only is None or name in only:
+                hosts.append(start_host(base, name, port, extra_env or {}))
+        started.extend(hosts)
+        return hosts
+
+    yield run
+    for host in started:
+        if host.process.poll() is None:
+            os.killpg(host.process.pid, signal.SIGKILL)
+            host.process.wait()
+
+
+def wait_all(hosts: list[Host]) -> list[int]:
+    codes = []
+    for host in hosts:
+        try:
+            codes.append(host.process.wait(timeout=EXIT_TIMEOUT_S))
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"host {host.name} did not exit; its log:\n{host.output[-3000:]}")
+    return codes
+
+
+def wait_for_line(host: Host, text: str) -> None:
+    deadline = time.monotonic() + EXIT_TIMEOUT_S
+    while text not in host.output:
+        if host.process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"host {host.name} never printed {text!r}; its log:\n{host.output[-3000:]}")
+        time.sleep(0.2)
+
+
+def holdout_scores(model_file: Path, data: Data) -> tuple[float, float]:
+    booster = xgb.Booster(model_file=bytearray(model_file.read_bytes()))
+    probabilities = booster.predict(xgb.DMatrix(data.holdout_x))
+    return (
+        log_loss(data.holdout_y, probabilities),
+        accuracy_score(data.holdout_y, probabilities > 0.5),
+    )
+
+
+def metric_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("[") and "\ttrain-" in line]
+
+
+@pytest.fixture(scope="module")
+def single_host_scores(data: Data, tmp_path_factory: pytest.TempPathFactory) -> tuple[float, float]:
+    base = tmp_path_factory.mktemp("single") / "host-algo-1"
+    build_tree(base, ["algo-1"], "algo-1", data, "FullyReplicated", HYPERPARAMETERS)
+    host = start_host(base, "algo-1", free_port(), {})
+    assert wait_all([host]) == [0], host.output
+    return holdout_scores(host.model_file, data)
+
+
+@pytest.mark.parametrize(
+    ("names", "distribution"),
+    [
+        (["127.0.0.1", "localhost"], "FullyReplicated"),
+        (["127.0.0.1", "localhost"], "ShardedByS3Key"),
+        (["127.0.0.1", "127.0.0.2", "127.0.0.3"], "FullyReplicated"),
+        (["127.0.0.1", "127.0.0.2", "127.0.0.3"], "ShardedByS3Key"),
+    ],
+    ids=["2-hosts-replicated", "2-hosts-sharded", "3-hosts-replicated", "3-hosts-sharded"],
+)
+def test_distributed_model_matches_single_host(
+    cluster_runner, data: Data, single_host_scores, names: list[str], distribution: str
+) -> None:
+    hosts = cluster_runner(names, data, distribution)
+    codes = wait_all(hosts)
+    assert codes == [0] * len(hosts), "\n\n".join(h.output[-2000:] for h in hosts)
+
+    master, *others = hosts
+    assert master.model_file.is_file()
+    assert all(not host.model_file.exists() for host in others)
+    assert all(host.failure is None for host in hosts)
+    # Metrics once, by the master: one line per round.
+    assert len(metric_lines(master.output)) == int(HYPERPARAMETERS["num_round"])
+    assert all(metric_lines(host.output) == [] for host in others)
+    for rank, host in enumerate(hosts):
+        assert f"Host {host.name} joined as rank {rank} of {len(hosts)}." in host.output
+
+    logloss, accuracy = holdout_scores(master.model_file, data)
+    single_logloss, single_accuracy = single_host_scores
+    assert abs(logloss - single_logloss) <= 0.01
+    assert abs(accuracy - single_accuracy) <= 0.01
+
+
+def test_each_host_trains_on_its_own_share(cluster_runner, data: Data) -> None:
+    hosts = cluster_runner(["127.0.0.1", "127.0.0.2", "127.0.0.3"], data, "FullyReplicated")
+    assert wait_all(hosts) == [0, 0, 0]
+    for host in hosts:
+        assert f"host {host.name} trains on 2 of its 6 files" in host.output
+    assert "Host 127.0.0.1 trains on rows 1 to 666 of the 2000 rows of channel 'validation'" in (
+        hosts[0].output
+    )
+    assert "Host 127.0.0.3 trains on rows 1334 to 2000" in hosts[2].output
+
+
+LONG_RUN = {**HYPERPARAMETERS, "num_round": "100000", "eta": "0.01"}
+
+
+@pytest.mark.parametrize(
+    ("names", "victim"),
+    [
+        (["127.0.0.1", "127.0.0.2", "127.0.0.3"], "127.0.0.2"),
+        (["127.0.0.1", "127.0.0.2"], "127.0.0.1"),
+    ],
+    ids=["worker-killed", "master-killed"],
+)
+def test_killed_host_makes_the_others_fail_with_a_reason(
+    cluster_runner, data: Data, names: list[str], victim: str
+) -> None:
+    hosts = cluster_runner(names, data, "FullyReplicated", LONG_RUN)
+    master = hosts[0]
+    wait_for_line(master, "[20]\t")
+    killed = next(host for host in hosts if host.name == victim)
+    os.killpg(killed.process.pid, signal.SIGKILL)
+    killed.process.wait()
+
+    survivors = [host for host in hosts if host is not killed]
+    codes = wait_all(survivors)
+    assert all(code != 0 for code in codes), codes
+    for host in survivors:
+        failure = host.failure
+        assert failure is not None, host.output[-3000:]
+        first_line = failure.splitlines()[0]
+        assert first_line.startswith(f"Distributed training failed on host {host.name}")
+        assert "stopped or became unreachable" in first_line
+        assert not host.model_file.exists()
+
+
+def test_unresolvable_host_fails_with_a_sentence_naming_it(cluster_runner, data: Data) -> None:
+    (host,) = cluster_runner(
+        ["127.0.0.1", "algo-2.invalid"],
+        data,
+        only=["127.0.0.1"],
+        extra_env={"XGB_HOST_RESOLVE_TIMEOUT_S": "2"},
+    )
+    assert wait_all([host]) == [1]
+    first_line = (host.failure or "").splitlines()[0]
+    assert first_line.startswith(
+        "Could not reach host 'algo-2.invalid': its name did not resolve within 2 s"
+    )
+    assert first_line in host.output
+
+
+def test_host_that_never_joins_makes_the_master_fail(cluster_runner, data: Data) -> None:
+    (master,) = cluster_runner(
+        ["127.0.0.1", "127.0.0.2"],
+        data,
+        only=["127.0.0.1"],
+        extra_env={"XGB_COLLECTIVE_TIMEOUT_S": "5"},
+    )
+    assert wait_all([master]) == [1]
+    first_line = (master.failure or "").splitlines()[0]
+    assert first_line.startswith(
+        "Host 127.0.0.1 could not join the training group through the tracker on 127.0.0.1"
+    )
+    assert "within 5 s" in first_line
