@@ -92,20 +92,15 @@ def create_app(model: LoadedModel, settings: Settings) -> Flask:
             response.headers[CUSTOM_ATTRIBUTES] = attributes
         return response
 
-    @app.errorhandler(ContainerError)
-    def container_error(error: ContainerError) -> Response:
-        if error.status >= 500:
-            log.error("%s", error.message)
-            return _json_response({"error": "Internal server error; see the server log."}, 500)
-        return _json_response({"error": error.message}, error.status)
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        return _json_response({"error": error.description}, error.code or 500)
-
     @app.errorhandler(Exception)
-    def unexpected_error(error: Exception) -> Response:
-        log.exception("Unexpected error while answering %s %s", request.method, request.path)
+    def render_error(error: Exception) -> Response:
+        """Every failure as `{"error": ...}`: a client's mistake with its sentence and status,
+        anything else as a generic 500 whose traceback goes to the log only."""
+        if isinstance(error, ContainerError) and error.status < 500:
+            return _json_response({"error": error.message}, error.status)
+        if isinstance(error, HTTPException) and (error.code or 500) < 500:
+            return _json_response({"error": error.description}, error.code or 500)
+        log.error("Failed to answer %s %s", request.method, request.path, exc_info=error)
         return _json_response({"error": "Internal server error; see the server log."}, 500)
 
     return app

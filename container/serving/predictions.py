@@ -98,14 +98,15 @@ class Predictor:
 
     def predict(self, features: Features) -> np.ndarray:
         """The booster's predictions for `features` (float32 rows or CSR); 400 on wrong width."""
-        got = features.shape[1]
         expected = self.model.num_features
-        if got != expected:
+        if isinstance(features, scipy.sparse.csr_matrix):
+            features = self._fit_sparse(features, expected)
+        elif features.shape[1] != expected:
             raise BadRequest(
                 f"Each row must have {expected} features (the model was trained on {expected}); "
-                f"got {got}. Send the features only, without the label column."
+                f"got {features.shape[1]}. Send the features only, without the label column."
             )
-        if isinstance(features, np.ndarray):
+        else:
             bad = np.isinf(features)
             if bad.any():
                 row, column = (int(i) + 1 for i in np.argwhere(bad)[0])
@@ -114,6 +115,28 @@ class Predictor:
                     "field empty (or nan) for a missing value."
                 )
         return self.model.booster.inplace_predict(features, validate_features=False)
+
+    @staticmethod
+    def _fit_sparse(features: scipy.sparse.csr_matrix, expected: int) -> scipy.sparse.csr_matrix:
+        """Widen sparse rows to the model's width (absent trailing indices are missing values)."""
+        if features.shape[1] > expected:
+            raise BadRequest(
+                f"Feature index {features.shape[1] - 1} is out of range: the model has {expected} "
+                f"features, so indices run from 0 to {expected - 1}."
+            )
+        bad = np.flatnonzero(np.isinf(features.data))
+        if bad.size:
+            row = int(np.searchsorted(features.indptr, bad[0], side="right"))
+            raise BadRequest(
+                f"Row {row}, index {int(features.indices[bad[0]])} is infinite; send a finite "
+                "number, or leave the index out for a missing value."
+            )
+        if features.shape[1] < expected:
+            features = scipy.sparse.csr_matrix(
+                (features.data, features.indices, features.indptr),
+                shape=(features.shape[0], expected),
+            )
+        return features
 
     def output(self, raw: np.ndarray, keys: tuple[str, ...]) -> Output:
         """Shape raw predictions into the columns for `keys` (`score` when `keys` is empty)."""

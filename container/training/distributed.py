@@ -25,6 +25,7 @@ from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
+import scipy.sparse as sp
 import xgboost as xgb
 from xgboost import collective
 from xgboost.core import XGBoostError
@@ -48,9 +49,9 @@ _CONNECT_RETRIES = 2
 """XGBoost's own tries per connection (it sleeps 2 s before the second); `_join` retries more."""
 
 PEER_LOST_FAILURE = (
-    "Distributed training stopped on host {host}: the collective ended this process because "
-    "another host failed or became unreachable; that host's log and output/failure hold the "
-    "cause."
+    "Distributed training ended on host {host} before it finished: this process was killed, "
+    "or XGBoost's collective ended it because another host failed or became unreachable; the "
+    "other hosts' output/failure and logs say which."
 )
 """Left in `output/failure` while the group is up. XGBoost's collective ends a host with
 `exit(-1)` when the tracker reports a peer's error, skipping Python; this sentence is then the
@@ -328,7 +329,10 @@ def _leave(hosts: Hosts) -> None:
     if not collective.is_distributed():
         return
     try:
-        collective.finalize()
+        with warnings.catch_warnings():
+            # After a failure XGBoost warns about each try to reach a tracker that may be gone.
+            warnings.simplefilter("ignore", UserWarning)
+            collective.finalize()
     except XGBoostError as exc:
         LOG.warning("Host %s left the group uncleanly: %s", hosts.current, _first_reason(exc))
 
@@ -346,7 +350,7 @@ def _stop_tracker(tracker: RabitTracker, wait_s: int) -> None:
 
 
 def _first_reason(exc: BaseException) -> str:
-    """An XGBoost error on one line: its outermost and innermost reasons, no stack trace."""
+    """An XGBoost error on one line: its outermost reason (innermost cause), no stack trace."""
     reasons = [
         line.strip().lstrip("- ").split("]: ", 1)[-1].rstrip(". ")
         for line in str(exc).splitlines()
@@ -355,7 +359,7 @@ def _first_reason(exc: BaseException) -> str:
     if not reasons:
         head = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return head.split("]: ", 1)[-1].rstrip(". ")
-    return reasons[0] if len(reasons) == 1 else f"{reasons[-1]}: {reasons[0]}"
+    return reasons[0] if len(reasons) == 1 else f"{reasons[-1]} ({reasons[0]})"
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -546,3 +550,29 @@ def share_checkpoint(found: Checkpoint | None) -> Checkpoint | None:
     meta = json.loads(header)
     booster = xgb.Booster(model_file=bytearray(model))
     return Checkpoint(booster=booster, rounds=int(meta["rounds"]), path=Path(meta["path"]))
+
+
+def agree_on_width(dataset: _Rows, hosts: Hosts) -> _Rows:
+    """Give a channel the same feature count on every host (a collective step on several).
+
+    Sparse shards (LIBSVM) are widened to the widest host's; dense files must already agree.
+    """
+    if not collective.is_distributed():
+        return dataset
+    width = dataset.num_columns
+    extremes = collective.allreduce(np.array([width, -width], dtype=np.int64), collective.Op.MAX)
+    widest, narrowest = int(extremes[0]), -int(extremes[1])
+    features = dataset.features
+    if isinstance(features, sp.csr_matrix):
+        if width == widest:
+            return dataset
+        shape = (features.shape[0], widest)
+        widened = sp.csr_matrix((features.data, features.indices, features.indptr), shape=shape)
+        return replace(dataset, features=widened)
+    if narrowest != widest:
+        raise ClientError(
+            f"Channel '{dataset.channel}' has {width} feature columns on host "
+            f"{hosts.current} but {narrowest if width == widest else widest} on another "
+            "host: every host's files need the same columns in the same order."
+        )
+    return dataset

@@ -255,7 +255,7 @@ def load_share(
         hosts,
     )
     dataset = data_loading.load_channel(channel, directory, config, csv_weights, shard.files)
-    return distributed.keep_rows(dataset, shard)
+    return distributed.agree_on_width(distributed.keep_rows(dataset, shard), hosts)
 
 
 def _check_early_stopping(hyperparameters: Any, has_validation: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,17 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, line.rstrip("\r\n")
 
 
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn a read that fails half-way (truncated gzip, I/O error) into a sentence."""
+    try:
+        yield
+    except (OSError, EOFError) as exc:
+        raise ClientError(
+            f"File {path} could not be read to the end ({exc}): is it truncated or corrupt?"
+        ) from None
+
+
 def _is_number(cell: str) -> bool:
     try:
         float(cell)
@@ -89,6 +101,11 @@ def _first_csv_width(path: Path) -> int:
 
 def read_csv(path: Path, csv_weights: bool) -> Batch:
     """Label in column 0, weight in column 1 when `csv_weights`, no header, empty = missing."""
+    with _reading(path):
+        return _read_csv(path, csv_weights)
+
+
+def _read_csv(path: Path, csv_weights: bool) -> Batch:
     width = _first_csv_width(path)
     if width == 0:
         return _empty_batch()
@@ -172,7 +189,15 @@ def _empty_batch() -> Batch:
 
 
 def read_libsvm(path: Path) -> Batch:
-    """`label[:weight] [qid:N] index:value ...` per line; indices as written (0-based)."""
+    """`label[:weight] [qid:N] index:value ...` per line; indices as written (0-based).
+
+    `index:` with no value (seen in the built-in algorithm's own test data) is a missing value.
+    """
+    with _reading(path):
+        return _read_libsvm(path)
+
+
+def _read_libsvm(path: Path) -> Batch:
     try:
         lines = pcsv.read_csv(
             open_stream(path),
@@ -218,7 +243,9 @@ def _parse_libsvm_lines(lines: Any) -> Batch:
     if len(pairs) and pc.min(pc.list_value_length(pairs)).as_py() != 2:
         raise ValueError("a feature token is not index:value")
     indices = pc.cast(pc.list_element(pairs, 0), pa.int64()).to_numpy()
-    values = pc.cast(pc.list_element(pairs, 1), pa.float32()).to_numpy()
+    value_text = pc.list_element(pairs, 1)
+    value_text = pc.if_else(pc.equal(value_text, ""), "nan", value_text)  # `8:` is missing
+    values = pc.cast(value_text, pa.float32()).to_numpy()
     if indices.size and indices.min() < 0:
         raise ValueError("a feature index is negative")
     per_row = counts - 1 - (qid is not None)
@@ -243,7 +270,7 @@ def _locate_libsvm_error(path: Path) -> str | None:
             if token.startswith("qid:") and column == 2 and token[4:].isdigit():
                 continue
             index, sep, value = token.partition(":")
-            if not (sep and index.isdigit() and _is_number(value)):
+            if not (sep and index.isdigit() and (not value or _is_number(value))):
                 return (
                     f"File {path}, line {number}, column {column}: {token[:40]!r} is not "
                     "'index:value' with a non-negative integer index and a numeric value."

@@ -44,16 +44,23 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def image() -> str:
-    """The built image's tag; its absence is named in the skip reason."""
+    """The image the SDK runs: the newest build (build_and_push.sh always tags `latest`).
+
+    When it is missing, `make image` builds it (in CI the container tests built it already).
+    """
     if shutil.which("docker") is None or _docker("info", check=False).returncode != 0:
         _missing("no running Docker engine (scripts/docker-engine.sh starts one)")
     if (
         shutil.which("docker-compose") is None
-        and _docker("compose", "version", check=False).returncode
+        and _docker("compose", "version", check=False).returncode != 0
     ):
-        _missing("neither docker-compose nor the docker compose plugin is installed")
+        _missing("SDK local mode needs docker compose: apt-get install docker-compose")
     if _docker("image", "inspect", IMAGE, check=False).returncode != 0:
-        _missing(f"image {IMAGE} is not built (make image)")
+        build = subprocess.run(
+            ["make", "image"], cwd=REPO, capture_output=True, text=True, timeout=1200
+        )
+        if build.returncode != 0 or _docker("image", "inspect", IMAGE, check=False).returncode:
+            _missing(f"image {IMAGE} is missing and `make image` failed:\n{build.stderr[-2000:]}")
     return IMAGE
 
 

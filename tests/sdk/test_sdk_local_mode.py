@@ -118,6 +118,6 @@ def test_v3_model_trainer_runs_the_image_with_no_argument(
     model_tar = root / "compressed_artifacts" / "model.tar.gz"
     with tarfile.open(model_tar) as tar:
         assert "xgboost-model" in tar.getnames()
-    assert re.search(r"validation-merror:[0-9.]+", result.stdout), result.stdout[-6000:]
+    assert re.search(r"validation-mlogloss:[0-9.]+", result.stdout), result.stdout[-6000:]
     # v3 announces telemetry unless the SDK defaults config opted out.
     assert "will collect telemetry" not in result.stdout

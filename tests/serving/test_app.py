@@ -137,6 +137,16 @@ def test_every_content_type_gives_booster_predictions(
     np.testing.assert_allclose(scores, _expected(boosters["binary:logistic"], ROWS), rtol=1e-6)
 
 
+def test_libsvm_rows_may_leave_out_trailing_features(make_client, boosters) -> None:
+    rows = np.array([[0.5, np.nan, np.nan, np.nan], [np.nan, 0.2, np.nan, np.nan]], np.float32)
+    response = make_client().post(
+        "/invocations", data=b"0:0.5\n1 1:0.2\n", headers={"Content-Type": "text/libsvm"}
+    )
+    assert response.status_code == 200, response.data
+    got = [float(v) for v in response.get_data(as_text=True).splitlines()]
+    np.testing.assert_allclose(got, _expected(boosters["binary:logistic"], rows), rtol=1e-6)
+
+
 def test_missing_content_type_reads_csv(make_client) -> None:
     response = make_client().post("/invocations", data=ROW)
     assert response.status_code == 200
@@ -397,6 +407,13 @@ LONG_CSV = (ROW + "\n") * 3
         ),
         (
             {},
+            {"Content-Type": "application/jsonlines"},
+            b"[0.1,0.2,0.3,0.4]\n\n[0.1,0.2,0.3,0.4]\n\n",
+            400,
+            "application/jsonlines line 2 is empty; every line must hold one row.",
+        ),
+        (
+            {},
             {"Content-Type": "text/libsvm"},
             b"1 0:0.1 x:0.2\n",
             400,
@@ -414,7 +431,15 @@ LONG_CSV = (ROW + "\n") * 3
             {"Content-Type": "text/libsvm"},
             b"1 0:0.1 9:0.2\n",
             400,
-            "Each row must have 4 features (the model was trained on 4); got 10.",
+            "Feature index 9 is out of range: the model has 4 features, so indices run from 0 "
+            "to 3.",
+        ),
+        (
+            {},
+            {"Content-Type": "text/libsvm"},
+            b"1 0:0.1 2:inf\n",
+            400,
+            "Row 1, index 2 is infinite; send a finite number, or leave the index out",
         ),
         (
             {},
@@ -513,9 +538,11 @@ LONG_CSV = (ROW + "\n") * 3
         "json-deep-nesting",
         "json-object-without-features",
         "jsonlines-bad-line",
+        "jsonlines-blank-line",
         "libsvm-bad-index",
         "libsvm-bad-value",
         "libsvm-index-out-of-range",
+        "libsvm-infinity",
         "npy-garbage",
         "npy-strings",
         "npy-3d",

@@ -106,24 +106,51 @@ SCORES = np.array([0.25, 0.5, np.nan], dtype=np.float32)
 PROBS = np.array([[0.1, 0.9], [0.5, 0.5], [1.0, 0.0]], dtype=np.float32)
 
 
-@pytest.mark.parametrize("rows", [3, 300], ids=["small", "large"])
-@pytest.mark.parametrize("media_type", list(ENCODERS), ids=str)
-def test_encoders_small_and_large_paths_agree_on_values(rows: int, media_type: str) -> None:
-    scores = np.resize(SCORES, rows)
-    probs = np.resize(PROBS, (rows, 2))
-    labels = np.resize(np.array([1, 0, 1]), rows)
-    selected = Output((("predicted_label", labels), ("probabilities", probs)), selected=True)
-    default = Output((("score", scores),), selected=False)
-    for output in (selected, default):
-        body = ENCODERS[media_type](output, False).decode()
-        if media_type == "application/json":
-            records = json.loads(body)["predictions"]
-        elif media_type == "application/jsonlines":
-            records = [json.loads(line) for line in body.splitlines()]
+def _records(media_type: str, body: bytes) -> list:
+    text = body.decode()
+    if media_type == "application/json":
+        return json.loads(text)["predictions"]
+    if media_type == "application/jsonlines":
+        return [json.loads(line) for line in text.splitlines()]
+    return [
+        [json.loads(cell.strip('"')) for cell in _csv_cells(line)] for line in text.splitlines()
+    ]
+
+
+def _csv_cells(line: str) -> list[str]:
+    cells, quoted = [], ""
+    for part in line.split(","):
+        if quoted:
+            quoted += "," + part
+            if part.endswith('"'):
+                cells.append(quoted)
+                quoted = ""
+        elif part.startswith('"') and not part.endswith('"'):
+            quoted = part
         else:
-            records = body.splitlines()
-        assert len(records) == rows
-    assert rows <= text_format.SMALL_ROWS or rows > text_format.SMALL_ROWS
+            cells.append(part)
+    return cells
+
+
+@pytest.mark.parametrize("media_type", list(ENCODERS), ids=str)
+@pytest.mark.parametrize("selected", [False, True], ids=["score", "selected-keys"])
+def test_small_and_large_answers_hold_the_same_values(media_type: str, selected: bool) -> None:
+    """Up to SMALL_ROWS rows are written by numpy, more by pyarrow: the values must agree."""
+    small, large = 3, text_format.SMALL_ROWS * 3
+    scores = np.resize(np.array([0.25, 0.125, 0.75], np.float32), large)
+    probs = np.resize(PROBS, (large, 2))
+    labels = np.resize(np.array([1, 0, 1]), large)
+
+    def output(n: int) -> Output:
+        if selected:
+            return Output((("predicted_label", labels[:n]), ("probabilities", probs[:n])), True)
+        return Output((("score", scores[:n]),), False)
+
+    small_records = _records(media_type, ENCODERS[media_type](output(small), False))
+    large_records = _records(media_type, ENCODERS[media_type](output(large), False))
+    assert len(small_records) == small
+    assert len(large_records) == large
+    assert large_records[:small] == small_records
 
 
 def test_json_writes_nan_as_null_and_csv_as_nan() -> None:

@@ -237,6 +237,23 @@ def test_oversized_body_is_refused_before_it_is_sent(abalone_server: Server) -> 
     assert requests.get(f"{abalone_server.url}/ping", timeout=5).status_code == 200
 
 
+@needs_peer_data
+def test_chunked_body_without_content_length(
+    abalone_server: Server, abalone: tuple[Path, xgb.Booster]
+) -> None:
+    rows, _ = _read_libsvm(ABALONE / "validation" / "abalone.validation")
+    lines = _bodies(rows[:50], "")["text/csv"].splitlines()
+    response = requests.post(
+        f"{abalone_server.url}/invocations",
+        data=(line + b"\n" for line in lines),  # a generator: requests sends it chunked
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    got = [float(v) for v in response.text.splitlines()]
+    np.testing.assert_allclose(got, abalone[1].predict(xgb.DMatrix(rows[:50])), rtol=1e-6)
+
+
 def test_single_worker_uses_all_threads_without_hanging(tmp_path: Path) -> None:
     """One worker gets every core; XGBoost's thread pool must still work after the fork."""
     booster = train_booster("multi:softprob", rounds=20)

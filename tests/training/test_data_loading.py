@@ -86,7 +86,7 @@ def test_csv_content_type_parameters(tmp_path: Path) -> None:
 
 
 def test_libsvm_with_weights_and_qid(tmp_path: Path) -> None:
-    text = "1:0.5 qid:3 0:1.5 2:2\n0:2 qid:3 1:4\n\n1 qid:4 2:1\n"
+    text = "1:0.5 qid:3 0:1.5 2:2\n0:2 qid:3 1:4 2:\n\n1 qid:4 2:1\n"
     dataset = load(write(tmp_path, {"r.libsvm": text}), "text/libsvm")
     assert dataset.label.tolist() == [1, 0, 1]
     assert dataset.weight.tolist() == [0.5, 2.0, 1.0]
@@ -94,6 +94,7 @@ def test_libsvm_with_weights_and_qid(tmp_path: Path) -> None:
     matrix = dataset.features
     assert matrix.shape == (3, 3)
     assert matrix[0, 0] == 1.5 and matrix[1, 1] == 4 and matrix[2, 2] == 1
+    assert np.isnan(matrix[1, 2])  # `2:` with no value is missing
 
 
 def test_parquet_label_first(tmp_path: Path) -> None:
@@ -211,6 +212,24 @@ BAD_DATA = [
         {".hidden": "1,2\n", "empty.csv": ""},
         "text/csv",
         "Channel 'train' is empty",
+    ),
+    (
+        "truncated gzip",
+        {"a.csv.gz": gzip.compress(b"1,2,3\n" * 50000)[:400]},
+        "text/csv",
+        "a.csv.gz could not be read to the end",
+    ),
+    (
+        "truncated parquet",
+        {"a.parquet": parquet_bytes(pa.table({"y": [1.0] * 100, "x": [2.0] * 100}))[:300]},
+        "application/x-parquet",
+        "is not a readable Parquet file",
+    ),
+    (
+        "truncated recordio",
+        {"a.pbr": recordio_bytes(np.ones((20, 3)), np.ones(20))[:-7]},
+        "application/x-recordio-protobuf",
+        "is not valid RecordIO-protobuf",
     ),
 ]
 

@@ -154,33 +154,55 @@ def start_host(base: Path, name: str, port: int, extra_env: dict[str, str]) -> H
     return Host(name=name, base_dir=base, log=log, process=process)
 
 
-@pytest.fixture
-def cluster_runner(tmp_path: Path) -> Iterator:
-    started: list[Host] = []
+class LocalCluster:
+    """Hosts as processes on this machine: one `/opt/ml` tree each, one tracker port per run."""
 
-    def run(
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ports: dict[str, int] = {}
+        self.started: list[Host] = []
+
+    def base(self, name: str, tag: str = "run") -> Path:
+        return self.root / tag / f"host-{name}"
+
+    def prepare(
+        self,
         names: list[str],
         data: Data,
         distribution: str = "FullyReplicated",
         hyperparameters: dict[str, str] | None = None,
-        only: list[str] | None = None,
-        extra_env: dict[str, str] | None = None,
-    ) -> list[Host]:
-        port = free_port()
-        hosts = []
-        for name in sorted(names):
-            base = tmp_path / f"host-{name}"
+        checkpoints: bool = False,
+        tag: str = "run",
+    ) -> None:
+        self.ports[tag] = free_port()
+        for name in names:
+            base = self.base(name, tag)
             build_tree(base, names, name, data, distribution, hyperparameters or HYPERPARAMETERS)
-            if only is None or name in only:
-                hosts.append(start_host(base, name, port, extra_env or {}))
-        started.extend(hosts)
-        return hosts
+            if checkpoints:
+                (base / "checkpoints").mkdir()
 
-    yield run
-    for host in started:
-        if host.process.poll() is None:
-            os.killpg(host.process.pid, signal.SIGKILL)
-            host.process.wait()
+    def start(self, name: str, tag: str = "run", extra_env: dict[str, str] | None = None) -> Host:
+        host = start_host(self.base(name, tag), name, self.ports[tag], extra_env or {})
+        self.started.append(host)
+        return host
+
+    def run(self, names: list[str], data: Data, *args, tag: str = "run", **kwargs) -> list[Host]:
+        """Prepare every host and start them all, in sorted order (the master first)."""
+        self.prepare(names, data, *args, tag=tag, **kwargs)
+        return [self.start(name, tag) for name in sorted(names)]
+
+    def stop_all(self) -> None:
+        for host in self.started:
+            if host.process.poll() is None:
+                os.killpg(host.process.pid, signal.SIGKILL)
+                host.process.wait()
+
+
+@pytest.fixture
+def local_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    hosts = LocalCluster(tmp_path)
+    yield hosts
+    hosts.stop_all()
 
 
 def wait_all(hosts: list[Host]) -> list[int]:
@@ -234,9 +256,13 @@ def single_host_scores(data: Data, tmp_path_factory: pytest.TempPathFactory) -> 
     ids=["2-hosts-replicated", "2-hosts-sharded", "3-hosts-replicated", "3-hosts-sharded"],
 )
 def test_distributed_model_matches_single_host(
-    cluster_runner, data: Data, single_host_scores, names: list[str], distribution: str
+    local_cluster: LocalCluster,
+    data: Data,
+    single_host_scores: tuple[float, float],
+    names: list[str],
+    distribution: str,
 ) -> None:
-    hosts = cluster_runner(names, data, distribution)
+    hosts = local_cluster.run(names, data, distribution)
     codes = wait_all(hosts)
     assert codes == [0] * len(hosts), "\n\n".join(h.output[-2000:] for h in hosts)
 
@@ -256,8 +282,8 @@ def test_distributed_model_matches_single_host(
     assert abs(accuracy - single_accuracy) <= 0.01
 
 
-def test_each_host_trains_on_its_own_share(cluster_runner, data: Data) -> None:
-    hosts = cluster_runner(["127.0.0.1", "127.0.0.2", "127.0.0.3"], data, "FullyReplicated")
+def test_each_host_trains_on_its_own_share(local_cluster: LocalCluster, data: Data) -> None:
+    hosts = local_cluster.run(["127.0.0.1", "127.0.0.2", "127.0.0.3"], data, "FullyReplicated")
     assert wait_all(hosts) == [0, 0, 0]
     for host in hosts:
         assert f"host {host.name} trains on 2 of its 6 files" in host.output
@@ -279,11 +305,10 @@ LONG_RUN = {**HYPERPARAMETERS, "num_round": "100000", "eta": "0.01"}
     ids=["worker-killed", "master-killed"],
 )
 def test_killed_host_makes_the_others_fail_with_a_reason(
-    cluster_runner, data: Data, names: list[str], victim: str
+    local_cluster: LocalCluster, data: Data, names: list[str], victim: str
 ) -> None:
-    hosts = cluster_runner(names, data, "FullyReplicated", LONG_RUN)
-    master = hosts[0]
-    wait_for_line(master, "[20]\t")
+    hosts = local_cluster.run(names, data, "FullyReplicated", LONG_RUN)
+    wait_for_line(hosts[0], "[20]\t")
     killed = next(host for host in hosts if host.name == victim)
     os.killpg(killed.process.pid, signal.SIGKILL)
     killed.process.wait()
@@ -300,13 +325,11 @@ def test_killed_host_makes_the_others_fail_with_a_reason(
         assert not host.model_file.exists()
 
 
-def test_unresolvable_host_fails_with_a_sentence_naming_it(cluster_runner, data: Data) -> None:
-    (host,) = cluster_runner(
-        ["127.0.0.1", "algo-2.invalid"],
-        data,
-        only=["127.0.0.1"],
-        extra_env={"XGB_HOST_RESOLVE_TIMEOUT_S": "2"},
-    )
+def test_unresolvable_host_fails_with_a_sentence_naming_it(
+    local_cluster: LocalCluster, data: Data
+) -> None:
+    local_cluster.prepare(["127.0.0.1", "algo-2.invalid"], data)
+    host = local_cluster.start("127.0.0.1", extra_env={"XGB_HOST_RESOLVE_TIMEOUT_S": "2"})
     assert wait_all([host]) == [1]
     first_line = (host.failure or "").splitlines()[0]
     assert first_line.startswith(
@@ -315,16 +338,71 @@ def test_unresolvable_host_fails_with_a_sentence_naming_it(cluster_runner, data:
     assert first_line in host.output
 
 
-def test_host_that_never_joins_makes_the_master_fail(cluster_runner, data: Data) -> None:
-    (master,) = cluster_runner(
-        ["127.0.0.1", "127.0.0.2"],
-        data,
-        only=["127.0.0.1"],
-        extra_env={"XGB_COLLECTIVE_TIMEOUT_S": "5"},
-    )
+def test_host_that_never_joins_makes_the_master_fail(
+    local_cluster: LocalCluster, data: Data
+) -> None:
+    local_cluster.prepare(["127.0.0.1", "127.0.0.2"], data)
+    master = local_cluster.start("127.0.0.1", extra_env={"XGB_COLLECTIVE_TIMEOUT_S": "5"})
     assert wait_all([master]) == [1]
     first_line = (master.failure or "").splitlines()[0]
     assert first_line.startswith(
         "Host 127.0.0.1 could not join the training group through the tracker on 127.0.0.1"
     )
     assert "within 5 s" in first_line
+
+
+def write_libsvm(path: Path, rows: np.ndarray, width: int) -> None:
+    """LIBSVM lines using only the first `width` features (zeros are left out, as usual)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for row in rows:
+        pairs = [f"{i}:{v:.6g}" for i, v in enumerate(row[1 : width + 1]) if v != 0]
+        lines.append(" ".join([f"{row[0]:g}", *pairs]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_sparse_shards_of_different_widths_train_together(
+    local_cluster: LocalCluster, data: Data
+) -> None:
+    names = ["127.0.0.1", "127.0.0.2"]
+    local_cluster.prepare(names, data, "ShardedByS3Key")
+    for index, name in enumerate(names):
+        inputs = local_cluster.base(name) / "input"
+        for folder in ("train", "validation"):
+            for old in (inputs / "data" / folder).iterdir():
+                old.unlink()
+        # The second host's files never mention the last two features.
+        write_libsvm(
+            inputs / "data" / "train" / "part.libsvm",
+            np.concatenate(data.train_parts[index::2]),
+            width=10 if index == 0 else 8,
+        )
+        write_libsvm(inputs / "data" / "validation" / "v.libsvm", data.validation, width=10)
+        config = inputs / "config" / "inputdataconfig.json"
+        config.write_text(config.read_text().replace("text/csv", "text/libsvm"))
+    hosts = [local_cluster.start(name) for name in names]
+    assert wait_all(hosts) == [0, 0], "\n\n".join(h.output[-2000:] for h in hosts)
+    booster = xgb.Booster(model_file=bytearray(hosts[0].model_file.read_bytes()))
+    assert booster.num_features() == 10
+
+
+def test_distributed_run_resumes_from_the_masters_checkpoint(
+    local_cluster: LocalCluster, data: Data
+) -> None:
+    names = ["127.0.0.1", "127.0.0.2"]
+    params = {**HYPERPARAMETERS, "num_round": "20", "checkpoint_frequency": "5"}
+    first = local_cluster.run(names, data, hyperparameters=params, checkpoints=True, tag="first")
+    assert wait_all(first) == [0, 0], "\n\n".join(h.output[-2000:] for h in first)
+    checkpoint = first[0].base_dir / "checkpoints" / "xgboost-checkpoint.000010.ubj"
+    assert checkpoint.is_file()
+    assert not any((first[1].base_dir / "checkpoints").iterdir())  # only the master writes
+
+    # A restart where only the master's disk holds a checkpoint: every host resumes from it.
+    local_cluster.prepare(names, data, hyperparameters=params, checkpoints=True, tag="again")
+    resumed = local_cluster.base(names[0], "again") / "checkpoints" / checkpoint.name
+    resumed.write_bytes(checkpoint.read_bytes())
+    again = [local_cluster.start(name, tag="again") for name in names]
+    assert wait_all(again) == [0, 0], "\n\n".join(h.output[-2000:] for h in again)
+    for host in again:
+        assert "10 round(s) done, continuing at round 10" in host.output
+    assert again[0].model_file.read_bytes() == first[0].model_file.read_bytes()

@@ -179,6 +179,12 @@ FAILURES = [
         "'early_stopping_rounds' needs a metric to watch",
     ),
     (
+        "truncated gzip input",
+        {"num_round": 2},
+        {"train": {"files": {"a.csv.gz": gzip.compress(GOOD_CSV.encode() * 200)[:500]}}},
+        "a.csv.gz could not be read to the end",
+    ),
+    (
         "unsupported content type",
         {"num_round": 2},
         {"train": {"content_type": "application/json", "files": {"a.json": "{}"}}},
@@ -259,6 +265,7 @@ def test_metric_regexes_read_the_real_log(job_root: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_the_best_iteration(job_root: Path) -> None:
     rng = np.random.default_rng(1)
     train = np.column_stack([rng.normal(size=300), rng.normal(size=(300, 4))])
@@ -288,6 +295,7 @@ def test_early_stopping_keeps_the_best_iteration(job_root: Path) -> None:
     assert scores[best] == min(scores)
 
 
+@pytest.mark.slow
 def test_sigterm_ends_training_with_a_failure_reason(job_root: Path) -> None:
     rows = regression_rows(n=3000, features=20)
     job = make_job(
@@ -400,6 +408,7 @@ PEER_FOLDERS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not PEER_DATA.is_dir(), reason=f"peer data not found at {PEER_DATA}")
 @pytest.mark.parametrize(
     ("folder", "hyperparameters"), PEER_FOLDERS, ids=[f[0] for f in PEER_FOLDERS]

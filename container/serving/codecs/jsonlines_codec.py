@@ -16,9 +16,16 @@ MEDIA_TYPE = "application/jsonlines"
 
 
 def decode(body: bytes | bytearray, limits: Limits) -> np.ndarray:
-    """Parse JSON Lines into float32 rows (one row per non-empty line)."""
-    lines = [line for line in body.splitlines() if line.strip()]
+    """Parse JSON Lines into float32 rows, one per line (trailing blank lines are ignored)."""
+    lines = body.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
     limits.check(len(lines), 0)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise BadRequest(
+                f"application/jsonlines line {number} is empty; every line must hold one row."
+            )
     try:
         items = parse_json(b"[" + b",".join(lines) + b"]", "body")
     except BadRequest:

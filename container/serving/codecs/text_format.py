@@ -54,22 +54,38 @@ def _small_objects(output: Output) -> list[str]:
     ]
 
 
+def _from_numpy(values: np.ndarray) -> pa.Array:
+    values = np.ascontiguousarray(values)
+    arrow_type = pa.from_numpy_dtype(values.dtype)
+    return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(values)])
+
+
+def _text(value: str) -> pa.StringScalar:
+    """An Arrow string scalar. Built from buffers: `pa.scalar` and `pa.array` import pandas on
+    first use (about a second in every worker), which serving otherwise never loads."""
+    data = value.encode()
+    offsets = np.array([0, len(data)], dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])[
+        0
+    ]
+
+
 def _numbers(values: np.ndarray, as_json: bool) -> pa.Array:
-    array = pa.array(np.ascontiguousarray(values))
+    array = _from_numpy(values)
     text = pc.cast(array, pa.string())
-    if as_json and pa.types.is_floating(array.type):
-        text = pc.if_else(pc.is_finite(array), text, pa.scalar("null"))
+    if as_json and values.dtype.kind == "f" and not np.isfinite(values).all():
+        text = pc.if_else(pc.is_finite(array), text, _text("null"))
     return text
 
 
 def _join_columns(parts: list[pa.Array], separator: str) -> pa.Array:
     if len(parts) == 1:
         return parts[0]
-    return pc.binary_join_element_wise(*parts, separator)
+    return pc.binary_join_element_wise(*parts, _text(separator))
 
 
 def _wrap(text: pa.Array, prefix: str, suffix: str) -> pa.Array:
-    return pc.binary_join_element_wise(prefix, text, suffix, "")
+    return pc.binary_join_element_wise(_text(prefix), text, _text(suffix), _text(""))
 
 
 def _cells(values: np.ndarray, as_json: bool, as_list: bool) -> pa.Array:
@@ -83,8 +99,8 @@ def _cells(values: np.ndarray, as_json: bool, as_list: bool) -> pa.Array:
 
 
 def _document(rows: pa.Array, separator: str, prefix: str = "", suffix: str = "") -> bytes:
-    offsets = pa.array([0, len(rows)], type=pa.int32())
-    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, rows), separator)[0]
+    offsets = _from_numpy(np.array([0, len(rows)], dtype=np.int32))
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, rows), _text(separator))[0]
     body = joined.as_buffer().to_pybytes()
     return (prefix.encode() + body + suffix.encode()) if prefix or suffix else body
 
