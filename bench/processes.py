@@ -150,6 +150,16 @@ def peak_rss_bytes(pids: Sequence[int]) -> int:
     return sum(_status_kb(pid, "VmHWM") for pid in pids) * 1024
 
 
+def rss_by_process(pids: Sequence[int]) -> dict[int, int]:
+    """Resident memory (VmRSS) of each of `pids`, in bytes."""
+    return {pid: _status_kb(pid, "VmRSS") * 1024 for pid in pids}
+
+
+def peak_by_process(pids: Sequence[int]) -> dict[int, int]:
+    """Resident high-water mark (VmHWM) of each of `pids`, in bytes."""
+    return {pid: _status_kb(pid, "VmHWM") * 1024 for pid in pids}
+
+
 def reset_peaks(pids: Sequence[int]) -> bool:
     """Reset VmHWM of `pids` to their current RSS (`clear_refs` 5); False if not permitted."""
     ok = True

@@ -38,10 +38,11 @@ from bench.load import ensure_wrk, post_csv, run_wrk
 from bench.processes import (
     TreeSampler,
     free_port,
-    peak_rss_bytes,
+    peak_by_process,
     process_tree,
     pss_bytes,
     reset_peaks,
+    rss_by_process,
     rss_bytes,
     start_group,
     stop_group,
@@ -233,7 +234,8 @@ def run_batch(
     is the peak over all of them against the resident size before the first."""
     rows = len(expected)
     pids = server.pids()
-    rss_before = rss_bytes(pids)
+    before = rss_by_process(pids)
+    rss_before = sum(before.values())
     peaks_reset = reset_peaks(pids)
     times: list[float] = []
     with TreeSampler(server.proc.pid, interval_s=0.01) as sampler:
@@ -248,8 +250,10 @@ def run_batch(
                 raise RuntimeError(f"{server.name} answered {status}: {answer[:300]!r}")
             if i:
                 times.append(seconds)
-    hwm = peak_rss_bytes(server.pids()) if peaks_reset else 0
-    peak = max(hwm, sampler.peak)
+    peaks = peak_by_process(server.pids()) if peaks_reset else {}
+    peak = max(sum(peaks.values()), sampler.peak)
+    # What one request costs: the largest growth of a single process (the worker that took it).
+    worker_growth = max((p - before.get(pid, 0) for pid, p in peaks.items()), default=None)
     median = float(np.median(times))
     return {
         "rows": rows,
@@ -265,6 +269,10 @@ def run_batch(
         "rss_peak_sampled_bytes": sampler.peak,
         "rss_growth_bytes": peak - rss_before,
         "rss_growth_per_payload": (peak - rss_before) / len(body),
+        "worker_rss_growth_bytes": worker_growth,
+        "worker_rss_growth_per_payload": None
+        if worker_growth is None
+        else worker_growth / len(body),
         "max_abs_diff": diff,
         "rss_bytes": rss_bytes(server.pids()),
         "pss_bytes": pss_bytes(server.pids()),

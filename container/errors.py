@@ -33,6 +33,12 @@ class NotAcceptable(ClientError):
     status = 406
 
 
+class RequestTimeout(ClientError):
+    """The client did not send its whole request within the read deadline."""
+
+    status = 408
+
+
 class PayloadTooLarge(ClientError):
     status = 413
 
@@ -49,6 +55,14 @@ class ServerError(ContainerError):
 
 class ModelLoadError(ServerError):
     """The model folder holds no model we can (or may) load."""
+
+
+class UserCodeError(ServerError):
+    """The user's own inference code failed or broke its contract; the traceback is logged.
+
+    User code that wants the client to see its message raises `ClientError("...", status=422)`
+    (any 4xx) instead, or any exception with an integer `status_code` attribute.
+    """
 
 
 class DistributedError(ContainerError):

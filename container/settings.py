@@ -110,6 +110,8 @@ class ServingSettings:
     max_rows: int
     max_columns: int
     program: str | None
+    read_timeout_s: int = 30
+    """Seconds a client has to send a whole request (`XGB_SERVER_READ_TIMEOUT_S`); then 408."""
     host: str = "0.0.0.0"
     """The address `serve` binds (`XGB_SERVER_HOST`; tests use 127.0.0.1)."""
 
@@ -139,6 +141,10 @@ class Settings:
     cpu_count: int
     program: str | None
     distributed: DistributedSettings = DistributedSettings()
+    submit_directory: str | None = None
+    """`SAGEMAKER_SUBMIT_DIRECTORY`: where the user's code is (a folder, tarball or s3 URI)."""
+    wheel_dir: Path | None = None
+    """`XGB_WHEEL_DIR`: install a script's requirements.txt from this folder only, offline."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -153,10 +159,11 @@ class Settings:
         )
         output_keys = env.get("SAGEMAKER_INFERENCE_OUTPUT", "")
         program = env.get("SAGEMAKER_PROGRAM", "").strip() or None
+        timeout_s = _int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60)
         serving = ServingSettings(
             port=_int(env, "SAGEMAKER_BIND_TO_PORT", 8080),
             workers=_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", cpu_count),
-            timeout_s=_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60),
+            timeout_s=timeout_s,
             default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "").strip()
             or "text/csv",
             inference_output=tuple(k.strip() for k in output_keys.split(",") if k.strip()),
@@ -166,6 +173,8 @@ class Settings:
             max_columns=_int(env, "XGB_SERVER_MAX_COLUMNS", 100_000),
             program=program,
             host=env.get("XGB_SERVER_HOST", "").strip() or "0.0.0.0",
+            # Below the worker timeout, so a slow client gets its 408 before gunicorn kills.
+            read_timeout_s=_int(env, "XGB_SERVER_READ_TIMEOUT_S", max(1, timeout_s // 2)),
         )
         distributed = DistributedSettings(
             tracker_port=_int(env, "XGB_TRACKER_PORT", DistributedSettings.tracker_port),
@@ -183,6 +192,8 @@ class Settings:
             cpu_count=cpu_count,
             program=program,
             distributed=distributed,
+            submit_directory=env.get("SAGEMAKER_SUBMIT_DIRECTORY", "").strip() or None,
+            wheel_dir=Path(wheels) if (wheels := env.get("XGB_WHEEL_DIR", "").strip()) else None,
         )
 
 

@@ -17,8 +17,10 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import re
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -129,6 +131,29 @@ def aws_target(args: argparse.Namespace) -> Target:
     )
 
 
+def remove_local_containers(container_root: Path) -> None:
+    """Remove the containers local mode leaves behind, and its network once nothing uses it."""
+    listing = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--format",
+            '{{.ID}} {{.Label "com.docker.compose.project.working_dir"}}',
+        ],
+        capture_output=True,
+        text=True,
+    )
+    ours = [
+        fields[0]
+        for fields in (line.split(" ", 1) for line in listing.stdout.splitlines())
+        if len(fields) == 2 and Path(fields[1]).is_relative_to(container_root)
+    ]
+    if ours:
+        subprocess.run(["docker", "rm", "-f", *ours], capture_output=True)
+    subprocess.run(["docker", "network", "rm", "sagemaker-local"], capture_output=True)
+
+
 def upload(target: Target, folder: Path, work_dir: Path) -> str:
     """The URI a channel reads `folder` from (uploaded to S3 on AWS)."""
     relative = folder.relative_to(work_dir).as_posix()
@@ -226,9 +251,10 @@ def batch_transform(estimator: Estimator, target: Target, batch_uri: str) -> str
         instance_count=1,
         instance_type=target.instance_type,
         strategy="MultiRecord",
-        # Local mode appends "\n" after every mini-batch response, on top of the newline that
-        # ends each of our response lines; only SageMaker itself reassembles records by line.
-        assemble_with=None if target.local else "Line",
+        # In batch mode the image ends every output line with "\n" already, so the responses are
+        # concatenated as they are. "Line" adds another "\n" after each response (local mode
+        # does so after every mini-batch), which shows up as blank lines.
+        assemble_with=None,
         accept="text/csv",
         output_path=output_uri,
     )
@@ -346,18 +372,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SDK v2 logs "will collect telemetry" on every call, even with TelemetryOptOut set.
+    logging.getLogger("sagemaker.telemetry.telemetry_logging").setLevel(logging.WARNING)
     with contextlib.ExitStack() as stack:
-        work_dir = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        work_dir = work_dir.resolve()
+        if args.work_dir:
+            work_dir = args.work_dir.resolve()
+        else:
+            # Containers write root-owned files here, which a non-root user may not delete.
+            temporary = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
+            work_dir = Path(stack.enter_context(temporary)).resolve()
         work_dir.mkdir(parents=True, exist_ok=True)
         target = (
             aws_target(args)
             if args.aws
             else local_target(args.image_uri or DEFAULT_LOCAL_IMAGE, work_dir)
         )
-        report = run(target, work_dir)
+        try:
+            report = run(target, work_dir)
+        finally:
+            if target.local:
+                remove_local_containers(work_dir / "containers")
         if args.report:
             args.report.write_text(json.dumps(report, indent=2))
+        if not args.work_dir:
+            print("(outputs were in a temporary folder; pass --work-dir DIR to keep them)")
     return 0
 
 

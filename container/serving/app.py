@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -42,12 +43,22 @@ def requested_output(attributes: str | None) -> str | None:
     return None
 
 
-def create_app(model: LoadedModel, settings: Settings) -> Flask:
-    """Build the Flask app around `model`; output keys from settings are validated here."""
+def create_app(
+    model: LoadedModel | None,
+    settings: Settings,
+    user_view: Callable[[], Response] | None = None,
+) -> Flask:
+    """Build the Flask app around `model`; output keys from settings are validated here.
+
+    `user_view` answers /invocations in place of the built-in steps (the user's inference code,
+    `user_hooks.py`); `model` is then None when that code's model is not an XGBoost booster.
+    """
     serving = settings.serving
-    predictor = Predictor(model)
-    default_keys = parse_output_keys(
-        serving.inference_output, model.objective, "SAGEMAKER_INFERENCE_OUTPUT"
+    predictor = Predictor(model)  # type: ignore[arg-type]  # unused when model is None
+    default_keys = (
+        parse_output_keys(serving.inference_output, model.objective, "SAGEMAKER_INFERENCE_OUTPUT")
+        if model is not None
+        else ()
     )
     default_accept = headers.media_type_of(serving.default_accept)
     if default_accept not in ENCODERS:
@@ -76,6 +87,8 @@ def create_app(model: LoadedModel, settings: Settings) -> Flask:
 
     @app.post("/invocations")
     def invocations() -> Response:
+        if user_view is not None:
+            return user_view()
         content_type = headers.parse_content_type(request.headers.get("Content-Type"), DECODERS)
         accept = headers.choose_accept(request.headers.get("Accept"), ENCODERS, default_accept)
         attributes = request.headers.get(CUSTOM_ATTRIBUTES)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
+from gunicorn.http.errors import ParseException
+
 from container.errors import BadRequest, PayloadTooLarge
 
 _CHUNK = 1024 * 1024
@@ -23,7 +25,17 @@ def _too_large(limit_bytes: int, got: str) -> PayloadTooLarge:
 
 def read_body(stream: BinaryIO, content_length: int | None, limit_bytes: int) -> bytearray:
     """The whole body; refused before reading when `Content-Length` is over the limit, and as
-    soon as a body without one (chunked) passes it."""
+    soon as a body without one (chunked) passes it. Broken chunked framing is a 400."""
+    try:
+        return _read(stream, content_length, limit_bytes)
+    except ParseException as exc:
+        raise BadRequest(
+            f"The request body's chunked encoding is broken ({exc}); send chunks as HTTP/1.1 "
+            "defines them, or a Content-Length and the body as it is."
+        ) from None
+
+
+def _read(stream: BinaryIO, content_length: int | None, limit_bytes: int) -> bytearray:
     if content_length is not None:
         if content_length > limit_bytes:
             raise _too_large(limit_bytes, f"{content_length} bytes")

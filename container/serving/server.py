@@ -19,6 +19,7 @@ from gunicorn.app.base import BaseApplication
 
 from container.errors import ContainerError
 from container.serving.model_loading import LoadedModel
+from container.serving.worker import worker_class
 from container.serving.wsgi import load_application
 from container.settings import Settings
 
@@ -49,21 +50,25 @@ def worker_threads(settings: Settings) -> int:
     return settings.cpu_count if settings.serving.workers == 1 else 1
 
 
-def gunicorn_options(settings: Settings, model: LoadedModel) -> dict[str, Any]:
-    """gunicorn settings from `SAGEMAKER_*` variables, with a post-fork hook for threads."""
+def gunicorn_options(settings: Settings, model: LoadedModel | None) -> dict[str, Any]:
+    """gunicorn settings from `SAGEMAKER_*` variables, with a post-fork hook for threads.
+
+    `model` is None when the user's inference code serves a model that is not a booster."""
     serving = settings.serving
     threads = worker_threads(settings)
-    warm_up_row = np.full((1, model.num_features), np.nan, dtype=np.float32)
+    width = model.num_features if model is not None else 0
+    warm_up_row = np.full((1, width), np.nan, dtype=np.float32)
 
     def post_fork(server: Any, worker: Any) -> None:
-        model.set_threads(threads)
         pyarrow.set_cpu_count(threads)  # the large-CSV parser follows the same rule
-        model.booster.inplace_predict(warm_up_row, validate_features=False)
+        if model is not None:
+            model.set_threads(threads)
+            model.booster.inplace_predict(warm_up_row, validate_features=False)
 
     return {
         "bind": f"{serving.host}:{serving.port}",
         "workers": serving.workers,
-        "worker_class": "sync",
+        "worker_class": worker_class(serving.read_timeout_s),  # sync, with a read deadline
         "timeout": serving.timeout_s,
         "graceful_timeout": GRACEFUL_TIMEOUT_S,
         "preload_app": True,

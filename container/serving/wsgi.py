@@ -7,13 +7,18 @@ from __future__ import annotations
 
 from flask import Flask
 
+from container.serving import user_hooks
 from container.serving.app import create_app
 from container.serving.model_loading import LoadedModel, load_model
 from container.settings import Settings
 
 
-def load_application(settings: Settings) -> tuple[LoadedModel, Flask]:
-    """Load `settings.paths.model_dir` with one thread (safe to fork) and build the app."""
+def load_application(settings: Settings) -> tuple[LoadedModel | None, Flask]:
+    """Load `settings.paths.model_dir` with one thread (safe to fork) and build the app; with
+    the user's inference code (`code/inference.py`), around that code's hooks."""
+    with_user_code = user_hooks.load_application(settings)
+    if with_user_code is not None:
+        return with_user_code
     model = load_model(settings.paths.model_dir, nthread=1)
     return model, create_app(model, settings)
 

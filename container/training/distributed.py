@@ -201,6 +201,13 @@ def cluster(
         return
 
     addresses = {name: resolve_host(name, config.resolve_timeout_s) for name in hosts.names}
+    loopback = sorted(name for name, address in addresses.items() if address.startswith("127."))
+    if loopback and len(loopback) < hosts.count:
+        LOG.warning(
+            "Host(s) %s resolve to a loopback address here but others do not: hosts on other "
+            "machines cannot reach a loopback address, so check /etc/hosts or DNS.",
+            ", ".join(loopback),
+        )
     tracker_address = addresses[hosts.master]
     LOG.info(
         "Distributed training on %d hosts %s; this is %s; tracker on %s (%s:%d).",

@@ -254,6 +254,8 @@ class Hyperparameters:
     checkpoint_frequency: int = 10
     checkpoints_to_keep: int = 3
     save_model_on_termination: bool = False
+    tuning_channel: str | None = None
+    """`validation` or `train` when automatic model tuning watches a metric there."""
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -522,9 +524,8 @@ def _check_dependencies(values: dict[str, Any], warnings: list[str]) -> list[str
                 f"Metric '{metric}' needs a classification or ranking objective "
                 f"(binary:*, multi:*, rank:*), but objective is '{objective}'."
             )
-    method = values.get("tree_method", "auto")
     for key in ("monotone_constraints", "interaction_constraints"):
-        if key in values and method == "auto" and values.get("booster") == "gblinear":
+        if key in values and values.get("booster") == "gblinear":
             errors.append(f"Hyperparameter '{key}' needs a tree booster, not gblinear.")
     tuning = values.get("_tuning_objective_metric")
     if tuning is not None:
@@ -584,5 +585,6 @@ def _build(values: dict[str, Any], warnings: list[str]) -> Hyperparameters:
         checkpoint_frequency=values.get("checkpoint_frequency", 10),
         checkpoints_to_keep=values.get("checkpoints_to_keep", 3),
         save_model_on_termination=values.get("save_model_on_termination", False),
+        tuning_channel=tuning.partition(":")[0] if tuning else None,
         warnings=tuple(warnings),
     )

@@ -61,7 +61,13 @@ def main() -> int:
 
         sentence = f"Training failed with an unexpected error: {type(exc).__name__}: "
         return _fail(failure_file, sentence + first_line(exc), traceback.format_exc(), EXIT_FAILURE)
-    logger.info("Training finished; model written to %s.", settings.paths.model_file)
+    if settings.paths.model_file.exists():
+        logger.info("Training finished; model written to %s.", settings.paths.model_file)
+    else:
+        logger.info(
+            "Training finished; no %s on this host (in a distributed job the master writes it).",
+            settings.paths.model_file.name,
+        )
     return 0
 
 
@@ -139,7 +145,13 @@ def checkpoint_dir(settings: Settings) -> Path | None:
 
 def run(settings: Settings, stop: StopRequest) -> None:
     """The whole job; raises `ClientError` for the user's mistakes."""
-    train_model(settings, read_config(settings), stop)
+    from container.training import script_mode
+
+    config = read_config(settings)
+    if script_mode.user_program(settings, config.hyperparameters):
+        script_mode.run_program(settings, config, stop)  # the user's own training script
+    else:
+        train_model(settings, config, stop)
 
 
 def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> None:
@@ -259,6 +271,12 @@ def load_share(
 
 
 def _check_early_stopping(hyperparameters: Any, has_validation: bool) -> None:
+    """Settings that watch the validation channel need one (the built-in ignores this)."""
+    if hyperparameters.tuning_channel == "validation" and not has_validation:
+        raise ClientError(
+            "Hyperparameter '_tuning_objective_metric' names a validation metric, but the job "
+            "has no 'validation' channel: add one or tune on a train metric."
+        )
     if not hyperparameters.early_stopping_rounds:
         return
     if not has_validation:

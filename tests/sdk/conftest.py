@@ -43,13 +43,25 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def image() -> str:
+def docker_engine() -> Iterator[None]:
+    """A running Docker engine, stopped at the end only if this session started it."""
+    engine = REPO / "scripts" / "docker-engine.sh"
+    result = subprocess.run([str(engine), "start"], capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        _missing(
+            f"no Docker engine: scripts/docker-engine.sh start failed:\n{result.stderr[-2000:]}"
+        )
+    yield
+    if result.stdout.strip().endswith("started"):
+        subprocess.run([str(engine), "stop"], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def image(docker_engine: None) -> str:
     """The image the SDK runs: the newest build (build_and_push.sh always tags `latest`).
 
     When it is missing, `make image` builds it (in CI the container tests built it already).
     """
-    if shutil.which("docker") is None or _docker("info", check=False).returncode != 0:
-        _missing("no running Docker engine (scripts/docker-engine.sh starts one)")
     if (
         shutil.which("docker-compose") is None
         and _docker("compose", "version", check=False).returncode != 0
@@ -79,12 +91,12 @@ def sdk_pythons() -> SdkVenvs:
     return SdkVenvs(sdk2=REPO / ".venv-sdk2/bin/python", sdk3=REPO / ".venv-sdk3/bin/python")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def sagemaker_local_network() -> Iterator[None]:
+@pytest.fixture(scope="session")
+def sagemaker_local_network(docker_engine: None) -> Iterator[None]:
     """Remove the `sagemaker-local` network at the end if these tests created it."""
     existed = _docker("network", "inspect", NETWORK, check=False).returncode == 0
     yield
-    if not existed and shutil.which("docker"):
+    if not existed:
         _docker("network", "rm", NETWORK, check=False)
 
 
@@ -110,7 +122,7 @@ def _remove_containers_under(root: Path) -> list[str]:
 
 
 @pytest.fixture
-def sdk_run(tmp_path: Path, image: str) -> Iterator[SdkRun]:
+def sdk_run(tmp_path: Path, image: str, sagemaker_local_network: None) -> Iterator[SdkRun]:
     """A temp HOME with the local-mode config, telemetry off; containers removed at teardown."""
     home = tmp_path / "home"
     (home / ".sagemaker").mkdir(parents=True)

@@ -16,6 +16,8 @@ from container.training.distributed import (
     SHARDED_BY_S3_KEY,
     Hosts,
     cluster,
+    collective_failure,
+    keep_rows,
     plan_shard,
     read_hosts,
     resolve_host,
@@ -211,3 +213,42 @@ def test_one_host_takes_everything(tmp_path: Path) -> None:
     files = write_files(tmp_path / "train", [1, 2])
     shard = plan_shard("train", files, SHARDED_BY_S3_KEY, Hosts(("algo-1",), "algo-1"))
     assert (shard.files, shard.rows(3)) == (tuple(files), slice(0, 3))
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "content_type"),
+    [
+        ("dense.csv", "".join(f"{i % 2},{i},{i * 2}\n" for i in range(9)), "text/csv"),
+        ("sparse.libsvm", "".join(f"{i % 2} 0:{i} 3:{i * 2}\n" for i in range(9)), "text/libsvm"),
+    ],
+    ids=["arrow-table", "csr-matrix"],
+)
+def test_keep_rows_cuts_a_loaded_channel(
+    tmp_path: Path, name: str, text: str, content_type: str
+) -> None:
+    from container.training.data_loading import load_channel
+
+    folder = tmp_path / "train"
+    folder.mkdir()
+    (folder / name).write_text(text)
+    dataset = load_channel("train", folder, {"ContentType": content_type}, csv_weights=False)
+    parts = [
+        keep_rows(dataset, plan_shard("train", [folder / name], None, hosts))
+        for hosts in all_hosts(["a", "b"])
+    ]
+    assert [part.num_rows for part in parts] == [4, 5]
+    assert np.concatenate([part.label for part in parts]).tolist() == dataset.label.tolist()
+    assert [part.features.shape[0] for part in parts] == [4, 5]
+    assert parts[1].features.shape[1] == dataset.features.shape[1]
+
+
+def test_an_ordinary_xgboost_error_is_not_taken_for_a_lost_peer() -> None:
+    import xgboost as xgb
+
+    with pytest.raises(ClientError) as caught:
+        try:
+            xgb.train({"objective": "no:such"}, xgb.DMatrix(np.ones((4, 2)), np.ones(4)), 1)
+        except xgb.core.XGBoostError:
+            raise ClientError("XGBoost stopped training") from None
+    assert isinstance(caught.value.__context__, xgb.core.XGBoostError)
+    assert collective_failure(caught.value) is None

@@ -179,6 +179,12 @@ FAILURES = [
         "'early_stopping_rounds' needs a metric to watch",
     ),
     (
+        "tuning a validation metric without validation",
+        {"num_round": 2, "_tuning_objective_metric": "validation:rmse"},
+        {"train": {"files": {"a.csv": GOOD_CSV}}},
+        "'_tuning_objective_metric' names a validation metric",
+    ),
+    (
         "truncated gzip input",
         {"num_round": 2},
         {"train": {"files": {"a.csv.gz": gzip.compress(GOOD_CSV.encode() * 200)[:500]}}},

@@ -1,0 +1,122 @@
+"""gunicorn's sync worker with a deadline for reading each request (headers and body).
+
+A sync worker reads a request with blocking calls and no time limit, so a client that sends a
+byte a second holds the worker until gunicorn's `timeout` kills it (the client then gets a 500
+page, the worker's other work is lost). Here every read on the client socket is bounded by one
+deadline per connection: past it the client gets a 408 with a sentence and the worker goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from http import HTTPStatus
+from typing import Any
+
+from gunicorn.http import errors as http_errors
+from gunicorn.workers.sync import SyncWorker
+
+from container.errors import ContainerError, RequestTimeout
+
+
+class DeadlineSocket(socket.socket):
+    """A client socket whose reads stop at `read_deadline` (monotonic seconds) with a 408.
+
+    The deadline fires once and is cleared when the response is over (`shutdown`), so
+    gunicorn's own lingering close reads as usual.
+    """
+
+    read_deadline: float | None = None
+    read_timeout_s: float = 0.0
+
+    @classmethod
+    def adopt(cls, client: socket.socket, timeout_s: float) -> DeadlineSocket:
+        """Take over `client`'s connection (the old object is detached) with a deadline."""
+        adopted = cls(client.family, client.type, client.proto, fileno=client.detach())
+        adopted.read_timeout_s = timeout_s
+        adopted.read_deadline = time.monotonic() + timeout_s
+        return adopted
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self.read_deadline is not None:
+            remaining = self.read_deadline - time.monotonic()
+            if remaining > 0:
+                self.settimeout(remaining)
+                try:
+                    return super().recv(bufsize, flags)
+                except TimeoutError:
+                    pass
+                finally:
+                    self.settimeout(None)
+            self.read_deadline = None
+            raise RequestTimeout(
+                f"The request was not received within {self.read_timeout_s:g} s "
+                "(XGB_SERVER_READ_TIMEOUT_S); send the whole request at once."
+            )
+        return super().recv(bufsize, flags)
+
+    def shutdown(self, how: int) -> None:
+        self.read_deadline = None
+        super().shutdown(how)
+
+
+_PARSE_STATUS = (
+    (http_errors.LimitRequestLine, 414),
+    (http_errors.LimitRequestHeaders, 431),
+    (http_errors.ExpectationFailed, 417),
+)
+"""gunicorn's own statuses for these; every other malformed request is a 400."""
+
+
+def _parse_error(exc: http_errors.ParseException) -> ContainerError:
+    status = next((code for kind, code in _PARSE_STATUS if isinstance(exc, kind)), 400)
+    return ContainerError(
+        f"The request is not valid HTTP/1.1: {exc}. Send a request line, headers with a "
+        "Content-Length (or chunks), and the body.",
+        status,
+    )
+
+
+def _error_response(error: ContainerError) -> bytes:
+    body = json.dumps({"error": error.message}).encode()
+    return (
+        f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+class DeadlineSyncWorker(SyncWorker):
+    """A sync worker whose clients must send their request within `read_timeout_s`."""
+
+    read_timeout_s: float = 30.0
+
+    def handle(self, listener: Any, client: socket.socket, addr: Any) -> None:
+        super().handle(listener, DeadlineSocket.adopt(client, self.read_timeout_s), addr)
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        """Errors met before the app runs, as JSON sentences like the app's: a deadline passed
+        while gunicorn read the headers (408, not gunicorn's 500), or malformed HTTP."""
+        if isinstance(exc, http_errors.ParseException) and not isinstance(
+            exc,
+            (
+                http_errors.ConfigurationProblem,  # these two are faults on our side
+                http_errors.InvalidResponseHeader,
+                http_errors.InvalidResponseHeaderName,
+            ),
+        ):
+            exc = _parse_error(exc)
+        if isinstance(exc, ContainerError) and exc.status < 500:
+            self.log.info("%d for %s: %s", exc.status, addr, exc.message)
+            try:
+                client.sendall(_error_response(exc))
+            except OSError:
+                pass
+            return
+        super().handle_error(req, client, addr, exc)
+
+
+def worker_class(read_timeout_s: float) -> type[DeadlineSyncWorker]:
+    """The worker class gunicorn runs, with its read deadline fixed."""
+    return type("DeadlineSyncWorker", (DeadlineSyncWorker,), {"read_timeout_s": read_timeout_s})

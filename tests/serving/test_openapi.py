@@ -1,0 +1,272 @@
+"""`container/serving/openapi.json` against the app: the same routes, the statuses and content
+types the real server answers, and a property-based fuzz of /invocations generated from it."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.generation import GenerationMode
+
+from container.serving.app import create_app
+from container.serving.model_loading import LoadedModel
+from container.settings import Settings
+
+from .helpers import save_model_dir, train_booster
+from .test_server import Server, start_serve
+
+OPENAPI = Path(__file__).resolve().parents[2] / "container" / "serving" / "openapi.json"
+DOCUMENT = json.loads(OPENAPI.read_text())
+AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}
+"""Methods Flask adds to every route by itself; not part of the documented API."""
+STARTED_WORKERS: set[int] = set()
+"""The module server's workers when it came up."""
+
+
+def _npy(rows: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, rows)
+    return buffer.getvalue()
+
+
+def worker_pids(server: Server) -> set[int]:
+    """The gunicorn workers: the children of the master (`serve` execs into it)."""
+    children: set[int] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == server.process.pid and fields[0] != "Z":
+            children.add(int(stat.parent.name))
+    return children
+
+
+def wait_for_workers(server: Server, count: int) -> set[int]:
+    """The worker PIDs once `count` workers are up (/ping can answer before the last boots)."""
+    deadline = time.monotonic() + 30
+    while len(pids := worker_pids(server)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(pids) == count, f"{len(pids)} workers:\n{server.log.read_text()}"
+    return pids
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The real `./serve` around a 4-feature binary:logistic model, 1 s to send a request."""
+    base = tmp_path_factory.mktemp("openapi")
+    save_model_dir(base, train_booster("binary:logistic"))
+    served = start_serve(base, XGB_SERVER_READ_TIMEOUT_S="1")
+    STARTED_WORKERS.update(wait_for_workers(served, 2))
+    yield served
+    served.stop()
+
+
+def test_document_is_openapi_3_and_loads_in_schemathesis() -> None:
+    assert DOCUMENT["openapi"].startswith("3.")
+    schema = schemathesis.openapi.from_path(OPENAPI)
+    operations = {
+        (result.ok().method.upper(), result.ok().path) for result in schema.get_all_operations()
+    }
+    assert operations == {
+        ("GET", "/ping"),
+        ("GET", "/execution-parameters"),
+        ("POST", "/invocations"),
+    }
+
+
+def test_every_route_of_the_app_is_documented_and_vice_versa(
+    loaded_models: dict[str, LoadedModel],
+) -> None:
+    app = create_app(
+        loaded_models["binary:logistic"], Settings.from_environ({"SAGEMAKER_BASE_DIR": "/x"})
+    )
+    routes = {
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in (rule.methods or set()) - AUTOMATIC_METHODS
+    }
+    documented = {
+        (method.upper(), path)
+        for path, operations in DOCUMENT["paths"].items()
+        for method in operations
+    }
+    assert routes == documented
+
+
+def _request(
+    server: Server, method: str, path: str, body: bytes = b"", **headers: str
+) -> requests.Response:
+    return requests.request(
+        method, f"{server.url}{path}", data=body, headers=headers or None, timeout=30
+    )
+
+
+def _slow_request(server: Server) -> tuple[int, str, bytes]:
+    """Announce 16 bytes, send 5, wait past the 1 s read deadline: (status, type, body)."""
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            b"Content-Length: 16\r\n\r\n0.1,0"
+        )
+        time.sleep(2)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    content_type = next(
+        line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("content-type")
+    )
+    return int(lines[0].split()[1]), content_type, payload
+
+
+ROW = b"0.1,0.2,0.3,0.4"
+EXAMPLES = {
+    "ping": ("GET", "/ping", b"", {}),
+    "execution-parameters": ("GET", "/execution-parameters", b"", {}),
+    "csv-to-csv": ("POST", "/invocations", ROW, {"Content-Type": "text/csv"}),
+    "json-to-json": (
+        "POST",
+        "/invocations",
+        b'{"instances": [[0.1, null, 0.3, 0.4]]}',
+        {"Content-Type": "application/json", "Accept": "application/json"},
+    ),
+    "jsonlines-to-jsonlines": (
+        "POST",
+        "/invocations",
+        b'{"features": [0.1, 0.2, 0.3, 0.4]}\n',
+        {"Content-Type": "application/jsonlines", "Accept": "application/jsonlines"},
+    ),
+    "libsvm": ("POST", "/invocations", b"0:0.1 3:0.4", {"Content-Type": "text/libsvm"}),
+    "x-libsvm": ("POST", "/invocations", b"1 0:0.1", {"Content-Type": "text/x-libsvm"}),
+    "npy": (
+        "POST",
+        "/invocations",
+        _npy(np.array([0.1, 0.2, 0.3, 0.4])),
+        {"Content-Type": "application/x-npy"},
+    ),
+    "bad-cell-400": ("POST", "/invocations", b"0.1,x,0.3,0.4", {"Content-Type": "text/csv"}),
+    "accept-406": ("POST", "/invocations", ROW, {"Accept": "image/png"}),
+    "too-many-columns-413": (
+        "POST",
+        "/invocations",
+        b"0," * 200_000 + b"0",
+        {"Content-Type": "text/csv"},
+    ),
+    "content-type-415": ("POST", "/invocations", ROW, {"Content-Type": "text/html"}),
+}
+
+
+def _documented(path: str, method: str, status: int) -> dict:
+    responses = DOCUMENT["paths"][path][method.lower()]["responses"]
+    assert str(status) in responses, f"{method} {path} answered {status}, not documented"
+    return responses[str(status)]
+
+
+@pytest.mark.slow
+def test_statuses_and_content_types_are_the_ones_the_real_server_answers(
+    server: Server,
+) -> None:
+    """Each example's status and Content-Type are documented for its operation, and every
+    documented status but 500 (never provoked: a client cannot cause one) is answered."""
+    seen: dict[tuple[str, str], set[int]] = {}
+    answers = [
+        (method, path, *_answer(server, method, path, body, headers))
+        for method, path, body, headers in EXAMPLES.values()
+    ]
+    answers.append(("POST", "/invocations", *_slow_request(server)))
+    for method, path, status, content_type, payload in answers:
+        seen.setdefault((method, path), set()).add(status)
+        documented = _documented(path, method, status)
+        if "content" not in documented:
+            assert payload == b"", f"{method} {path} {status} has an undocumented body"
+            continue
+        media_type = content_type.split(";")[0].strip()
+        assert media_type in documented["content"], (method, path, status, content_type)
+        if media_type == "application/json":
+            json.loads(payload)
+        if status >= 400:
+            assert json.loads(payload)["error"].endswith("."), payload
+    for path, operations in DOCUMENT["paths"].items():
+        for method, operation in operations.items():
+            expected = {int(code) for code in operation["responses"]} - {500}
+            assert seen[(method.upper(), path)] == expected, (method, path)
+
+
+def _answer(
+    server: Server, method: str, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, str, bytes]:
+    response = _request(server, method, path, body, **headers)
+    return response.status_code, response.headers.get("Content-Type", ""), response.content
+
+
+@schemathesis.serializer("application/jsonlines")
+def _jsonlines(ctx: object, value: object) -> bytes:
+    return value.encode() if isinstance(value, str) else json.dumps(value).encode()
+
+
+@schemathesis.serializer("application/x-npy")
+def _npy_bytes(ctx: object, value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+FUZZ_SCHEMA = schemathesis.openapi.from_path(OPENAPI)
+FUZZ_SCHEMA.config.generation.update(
+    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=300
+)
+FUZZED: list[int] = []
+"""Status of every fuzzed request, for the summary test below."""
+
+
+@pytest.mark.slow
+@FUZZ_SCHEMA.include(path="/invocations").parametrize()
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+def test_fuzzed_invocations_never_answer_5xx_and_match_the_document(
+    case: schemathesis.Case, server: Server
+) -> None:
+    response = case.call(base_url=server.url, timeout=30)
+    FUZZED.append(response.status_code)
+    case.validate_response(
+        response,
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
+    )
+
+
+@pytest.mark.slow
+def test_the_fuzz_left_every_worker_alive_and_the_server_answering(server: Server) -> None:
+    """Runs after the fuzz (same module, same server): no 5xx, the workers it started with."""
+    if not FUZZED:
+        pytest.skip("the fuzz test did not run in this session")
+    assert all(status < 500 for status in FUZZED), sorted(set(FUZZED))
+    assert worker_pids(server) == STARTED_WORKERS
+    response = _request(server, "POST", "/invocations", ROW, **{"Content-Type": "text/csv"})
+    assert response.status_code == 200
