@@ -28,6 +28,7 @@ declare -A PACKAGE_FOR=(
 	[curl]=curl
 	[debootstrap]=debootstrap
 	[docker-registry]=docker-registry
+	[docker-compose]=docker-compose
 	[shellcheck]=shellcheck
 )
 

@@ -8,6 +8,7 @@ deadline per connection: past it the client gets a 408 with a sentence and the w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -109,10 +110,8 @@ class DeadlineSyncWorker(SyncWorker):
             exc = _parse_error(exc)
         if isinstance(exc, ContainerError) and exc.status < 500:
             self.log.info("%d for %s: %s", exc.status, addr, exc.message)
-            try:
+            with contextlib.suppress(OSError):  # the client has gone: nothing to tell it
                 client.sendall(_error_response(exc))
-            except OSError:
-                pass
             return
         super().handle_error(req, client, addr, exc)
 

@@ -58,21 +58,18 @@ def docker_engine() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def image(docker_engine: None) -> str:
-    """The image the SDK runs: the newest build (build_and_push.sh always tags `latest`).
-
-    When it is missing, `make image` builds it (in CI the container tests built it already).
-    """
+    """The image the SDK runs, built from this checkout by `make image` (which also tags
+    `latest`); Docker's layer cache makes it quick when the container tests built it already."""
     if (
         shutil.which("docker-compose") is None
         and _docker("compose", "version", check=False).returncode != 0
     ):
         _missing("SDK local mode needs docker compose: apt-get install docker-compose")
-    if _docker("image", "inspect", IMAGE, check=False).returncode != 0:
-        build = subprocess.run(
-            ["make", "image"], cwd=REPO, capture_output=True, text=True, timeout=1200
-        )
-        if build.returncode != 0 or _docker("image", "inspect", IMAGE, check=False).returncode:
-            _missing(f"image {IMAGE} is missing and `make image` failed:\n{build.stderr[-2000:]}")
+    build = subprocess.run(
+        ["make", "image"], cwd=REPO, capture_output=True, text=True, timeout=1200
+    )
+    if build.returncode != 0 or _docker("image", "inspect", IMAGE, check=False).returncode:
+        _missing(f"`make image` could not build {IMAGE}:\n{build.stderr[-2000:]}")
     return IMAGE
 
 
