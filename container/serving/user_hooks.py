@@ -130,6 +130,7 @@ def import_user_code(path: Path) -> UserCode:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
+        sys.modules.pop(path.stem, None)
         log.error("Importing the inference code %s failed:", path, exc_info=True)
         raise ModelLoadError(
             f"The inference code {path} does not import: {_summary(exc)}. "

@@ -89,12 +89,28 @@ def _error_response(error: ContainerError) -> bytes:
 
 
 class DeadlineSyncWorker(SyncWorker):
-    """A sync worker whose clients must send their request within `read_timeout_s`."""
+    """A sync worker whose clients must send their request within `read_timeout_s`, and that
+    stops listening as soon as SIGTERM comes while it finishes a request."""
 
     read_timeout_s: float = 30.0
+    busy: bool = False
 
     def handle(self, listener: Any, client: socket.socket, addr: Any) -> None:
-        super().handle(listener, DeadlineSocket.adopt(client, self.read_timeout_s), addr)
+        self.busy = True
+        try:
+            super().handle(listener, DeadlineSocket.adopt(client, self.read_timeout_s), addr)
+        finally:
+            self.busy = False
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM: finish the request in hand, then exit. A busy worker also closes its copy of
+        the listening socket now, so that connections made during the drain are refused at once
+        instead of queueing behind a socket nobody accepts on and being reset at exit. (An idle
+        worker exits at once; its loop may be using the socket, so it is left to close it.)"""
+        super().handle_exit(sig, frame)
+        if self.busy:
+            for listener in self.sockets:
+                listener.close()
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         """Errors met before the app runs, as JSON sentences like the app's: a deadline passed

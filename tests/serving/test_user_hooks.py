@@ -74,8 +74,12 @@ def churn_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("churn")
     write_churn_csv(root / "train", 2500, seed=0)
     result = subprocess.run(
-        [sys.executable, str(EXAMPLE / "train.py"), "--train", str(root / "train")]
-        + ["--model-dir", str(root / "model"), "--output-dir", str(root / "output")],
+        [
+            sys.executable,
+            str(EXAMPLE / "train.py"),
+            *("--train", str(root / "train")),
+            *("--model-dir", str(root / "model"), "--output-dir", str(root / "output")),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -376,7 +380,8 @@ def test_a_sourcedir_tarball_is_extracted_into_the_code_folder(tmp_path: Path) -
         ),
         (
             "import json\nraise RuntimeError('no config for region')\n",
-            "does not import: RuntimeError: no config for region.",
+            "does not import: RuntimeError: no config for region. The traceback is in the log "
+            "above.",
         ),
         (
             "def model_fn(model_dir):\n    raise FileNotFoundError('model.pkl')\n",
