@@ -1,0 +1,160 @@
+"""Script mode in the real image: the analyst's script trains, its SHAP hooks serve, and broken
+user code fails with the user's own traceback or a start-up sentence.
+
+The example's `requirements.txt` (scikit-learn) is installed in the container from a mounted
+wheel folder (`XGB_WHEEL_DIR`): pip inside these containers cannot reach PyPI, so the wheels
+are downloaded once on the host into `.cache/` (kept between runs).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from docker_helpers import REPO, run, serving
+
+sys.path.insert(0, str(REPO / "examples"))
+from churn_data import churn_table, write_churn_csv  # noqa: E402
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
+
+EXAMPLE = REPO / "examples" / "script_mode"
+WHEELS = REPO / ".cache" / "script-mode-wheels"
+SKLEARN_CLOSURE = ("scikit-learn", "joblib", "threadpoolctl", "narwhals", "cloudpickle")
+"""scikit-learn and what it needs beyond the image's numpy and scipy, at the host venv's
+versions (the same lock as the image)."""
+
+
+@pytest.fixture(scope="module")
+def wheels() -> Path:
+    pins = [f"{name}=={metadata.version(name)}" for name in SKLEARN_CLOSURE]
+    if not all(any(WHEELS.glob(f"{pin.split('==')[0].replace('-', '_')}-*")) for pin in pins):
+        WHEELS.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+            + ["--dest", str(WHEELS), *pins],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, f"pip download failed:\n{result.stderr[-3000:]}"
+    return WHEELS
+
+
+def script_mode_tree(root: Path, code: Path | None = None, script: str | None = None) -> Path:
+    """An /opt/ml tree as SDK local mode mounts it: code in /opt/ml/code, churn CSV channels."""
+    opt_ml = root / "opt_ml"
+    config = opt_ml / "input" / "config"
+    config.mkdir(parents=True)
+    (opt_ml / "model").mkdir()
+    (opt_ml / "output").mkdir()
+    hyperparameters = {
+        "sagemaker_program": json.dumps("train.py"),
+        "sagemaker_submit_directory": json.dumps("/opt/ml/code"),
+        "max_depth": "3",
+    }
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    channel = {"ContentType": "text/csv", "TrainingInputMode": "File"}
+    (config / "inputdataconfig.json").write_text(
+        json.dumps({"train": channel, "validation": channel})
+    )
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+    write_churn_csv(opt_ml / "input" / "data" / "train", 2500, seed=0)
+    write_churn_csv(opt_ml / "input" / "data" / "validation", 600, seed=1)
+    if code is not None:
+        shutil.copytree(code, opt_ml / "code", ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        (opt_ml / "code").mkdir()
+        (opt_ml / "code" / "train.py").write_text(script or "")
+    return opt_ml
+
+
+def docker_train(image: str, name: str, opt_ml: Path, wheels: Path) -> subprocess.CompletedProcess:
+    return run(
+        ["docker", "run", "--name", name, "-v", f"{opt_ml}:/opt/ml"]
+        + ["-v", f"{wheels}:/opt/wheels:ro", "-e", "XGB_WHEEL_DIR=/opt/wheels", image, "train"],
+        timeout=900,
+        check=False,
+    )
+
+
+def test_analyst_script_trains_and_its_shap_hooks_serve(
+    image: str, tmp_path: Path, wheels: Path, container_name
+) -> None:
+    opt_ml = script_mode_tree(tmp_path, code=EXAMPLE)
+
+    result = docker_train(image, container_name("script-train"), opt_ml, wheels)
+
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert "Successfully installed" in log and "scikit-learn-" in log
+    assert not (opt_ml / "output" / "failure").exists()
+    metrics = json.loads((opt_ml / "output" / "data" / "metrics.json").read_text())
+    assert metrics["validation_auc"] > 0.75, metrics
+    assert (opt_ml / "model" / "code" / "inference.py").is_file()
+
+    customers = churn_table(3, seed=5).drop(columns="churned")
+    records = json.loads(customers.to_json(orient="records"))
+    with serving(image, container_name("script-serve"), opt_ml / "model") as port:
+        response = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            json={"customers": records},
+            headers={"Accept": "application/json"},
+            timeout=60,
+        )
+
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert [p["customer_id"] for p in predictions] == list(customers.customer_id)
+    for prediction in predictions:
+        probability = prediction["churn_probability"]
+        margin = sum(prediction["contributions"].values()) + prediction["bias"]
+        assert margin == pytest.approx(np.log(probability / (1 - probability)), abs=1e-3)
+
+
+def test_a_failing_script_writes_its_traceback_to_output_failure(
+    image: str, tmp_path: Path, wheels: Path, container_name
+) -> None:
+    script = "import pandas as pd\n\npd.read_csv('/opt/ml/input/data/train/missing.csv')\n"
+    opt_ml = script_mode_tree(tmp_path, script=script)
+
+    result = docker_train(image, container_name("script-fail"), opt_ml, wheels)
+
+    assert result.returncode == 1
+    failure = (opt_ml / "output" / "failure").read_text()
+    assert failure.startswith(
+        "The training program train.py failed with exit status 1: FileNotFoundError: "
+    )
+    assert "missing.csv" in failure.splitlines()[0]
+    assert 'File "/opt/ml/code/train.py", line 3, in <module>' in failure
+
+
+def test_mixed_hooks_stop_serve_with_a_sentence(image: str, tmp_path: Path, container_name):
+    model_dir = tmp_path / "model"
+    shutil.copytree(REPO / "local_test" / "test_dir", tmp_path / "opt_ml")
+    model_dir.mkdir()
+    (model_dir / "code").mkdir()
+    (model_dir / "code" / "inference.py").write_text(
+        "def transform_fn(model, body, content_type, accept):\n    return body\n\n"
+        "def predict_fn(data, model):\n    return data\n"
+    )
+    (model_dir / "xgboost-model").write_text("{}")  # never reached: the hooks are checked first
+
+    result = run(
+        ["docker", "run", "--name", container_name("hooks-mixed")]
+        + ["-v", f"{model_dir}:/opt/ml/model:ro", image, "serve"],
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert "defines transform_fn and predict_fn: transform_fn replaces" in result.stderr
