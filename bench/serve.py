@@ -279,6 +279,10 @@ def run_batch(
     }
 
 
+def _rate(floor: FloorResult) -> float:
+    return floor.rows_per_s
+
+
 def bench_model(
     spec: ModelSpec, cfg: Config, work: Path, wrk: str, logs: Path
 ) -> dict[str, object]:
@@ -293,16 +297,17 @@ def bench_model(
     check_features = make_features(1000, seed=5)
     check_body = to_csv(check_features)
 
-    print(f"[{spec.name}] in-process floor ...", flush=True)
     one = load_booster(str(model_path), threads=1)
-    floor: dict[str, FloorResult] = {
-        s.name: measure_floor(one, bodies[s.name], 1, cfg.floor_s) for s in SCENARIOS
-    }
-    floor[BATCH] = measure_floor(one, bodies[BATCH], 1, cfg.floor_s, min_calls=2)
     every = load_booster(str(model_path), threads=cfg.workers)
-    floor_batch_all = measure_floor(every, bodies[BATCH], cfg.workers, cfg.floor_s, min_calls=2)
-    # The batch floor is the better of one thread and all threads on one request.
-    floor_batch = max(floor[BATCH], floor_batch_all, key=lambda f: f.rows_per_s)
+
+    def measure_floors() -> tuple[dict[str, FloorResult], FloorResult]:
+        floors = {s.name: measure_floor(one, bodies[s.name], 1, cfg.floor_s) for s in SCENARIOS}
+        floors[BATCH] = measure_floor(one, bodies[BATCH], 1, cfg.floor_s, min_calls=2)
+        every_core = measure_floor(every, bodies[BATCH], cfg.workers, cfg.floor_s, min_calls=2)
+        return floors, every_core
+
+    print(f"[{spec.name}] in-process floor ...", flush=True)
+    floor, floor_batch_all = measure_floors()
     expected_check = one.inplace_predict(check_features).astype(np.float64)
     expected_batch = one.inplace_predict(batch_features).astype(np.float64)
 
@@ -331,6 +336,14 @@ def bench_model(
                     server, bodies[BATCH], bodies["1000row_c2"], expected_batch, cfg
                 )
         servers[name] = result
+    # Measured again after the servers; the faster of the two is kept (a higher floor is the
+    # stricter reference when the machine was busier during one of them).
+    print(f"[{spec.name}] in-process floor, second time ...", flush=True)
+    again, again_all = measure_floors()
+    floor = {k: max(v, again[k], key=_rate) for k, v in floor.items()}
+    floor_batch_all = max(floor_batch_all, again_all, key=_rate)
+    # The batch floor is the better of one thread and all threads on one request.
+    floor_batch = max(floor[BATCH], floor_batch_all, key=_rate)
     return {
         "spec": {
             "objective": spec.objective,

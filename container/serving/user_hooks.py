@@ -83,10 +83,10 @@ def find_user_code(settings: Settings) -> Path | None:
     submit = settings.submit_directory
     if submit and program:
         local = _local_path(submit)
-        if local is not None and local.is_dir():
-            places.append(local / name)
-        else:
+        if local is None or local.is_file():  # an s3 URI or a tarball
             places.append(_extract_code(submit, settings.paths.code_dir) / name)
+        else:
+            places.append(local / name)
     places.append(settings.paths.model_dir / CODE_FOLDER / name)
     for path in places:
         if path.is_file():
@@ -290,7 +290,8 @@ class UserInference:
         """A user function's answer: bytes or str (sent as `accept`), or (body, content_type)."""
         if isinstance(result, Response):
             return result
-        content_type = accept if "," not in accept and "*" not in accept else self.default_accept
+        single = "," not in accept and "*" not in accept
+        content_type = headers.media_type_of(accept) if single else self.default_accept
         if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], str):
             result, content_type = result
         if isinstance(result, str):

@@ -55,12 +55,13 @@ def code_source(settings: Settings, hyperparameters: Mapping[str, Any]) -> str:
     return source.removeprefix("file://") if source.startswith("file://") else source
 
 
-def pip_environment(settings: Settings) -> dict[str, str]:
+def pip_environment(settings: Settings, code_dir: Path) -> dict[str, str]:
     """pip options for `requirements.txt` (pip reads `PIP_*` variables): offline with a wheel
     folder, never prompting, no version check."""
     options = {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     if settings.wheel_dir is not None:
-        if not settings.wheel_dir.is_dir():
+        installs = any((code_dir / name).is_file() for name in (REQUIREMENTS, "setup.py"))
+        if installs and not settings.wheel_dir.is_dir():
             raise ClientError(
                 f"XGB_WHEEL_DIR={settings.wheel_dir} is not a folder; point it at a folder of "
                 "wheels (pip download -d DIR -r requirements.txt) or unset it."
@@ -99,7 +100,7 @@ def run_program(settings: Settings, config: Any, stop: StopRequest) -> None:
         ) from None
     _check_program(program, code_dir, source)
 
-    environment.write_env_vars(pip_environment(settings))
+    environment.write_env_vars(pip_environment(settings, code_dir))
     with _stderr_tail() as tail:
         try:
             entry_point.install(program, str(code_dir), capture_error=False)

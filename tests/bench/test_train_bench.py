@@ -20,9 +20,9 @@ def test_train_bench_measures_ours_and_bare(
         assert positive(bare[phase]), phase
     assert bare["matrix_bytes"] == 3000 * 50 * 4
     assert ours["exit_code"] == 0 and ours["model_rounds"] == 100
-    assert ours["ingest_rows"] == 3000 and positive(ours["ingest_mb_per_s"])
+    assert ours["ingest_rows"] == 3000 and positive(ours["read_mb_per_s"])
     assert positive(ours["wall_s"]) and positive(ours["peak_rss_bytes"])
-    assert ours["wall_s"] > ours["ingest_s"]
+    assert ours["wall_s"] > ours["ingest_s"] >= ours["read_s"] > 0
     assert [g["goal"] for g in results["goals"]] == [
         "wall time <= 1.1x bare parse + xgb.train",
         "peak RSS <= 2x the float32 matrix",

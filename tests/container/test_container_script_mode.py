@@ -21,7 +21,7 @@ import requests
 from docker_helpers import REPO, run, serving
 
 sys.path.insert(0, str(REPO / "examples"))
-from churn_data import churn_table, write_churn_csv  # noqa: E402
+from churn_data import churn_table, write_churn_csv
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -38,8 +38,10 @@ def wheels() -> Path:
     if not all(any(WHEELS.glob(f"{pin.split('==')[0].replace('-', '_')}-*")) for pin in pins):
         WHEELS.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-            + ["--dest", str(WHEELS), *pins],
+            [
+                *(sys.executable, "-m", "pip", "download"),
+                *("--no-deps", "--only-binary=:all:", "--dest", str(WHEELS), *pins),
+            ],
             capture_output=True,
             text=True,
             timeout=600,
@@ -80,8 +82,10 @@ def script_mode_tree(root: Path, code: Path | None = None, script: str | None = 
 
 def docker_train(image: str, name: str, opt_ml: Path, wheels: Path) -> subprocess.CompletedProcess:
     return run(
-        ["docker", "run", "--name", name, "-v", f"{opt_ml}:/opt/ml"]
-        + ["-v", f"{wheels}:/opt/wheels:ro", "-e", "XGB_WHEEL_DIR=/opt/wheels", image, "train"],
+        [
+            *("docker", "run", "--name", name, "-v", f"{opt_ml}:/opt/ml"),
+            *("-v", f"{wheels}:/opt/wheels:ro", "-e", "XGB_WHEEL_DIR=/opt/wheels", image, "train"),
+        ],
         timeout=900,
         check=False,
     )
@@ -140,7 +144,6 @@ def test_a_failing_script_writes_its_traceback_to_output_failure(
 
 def test_mixed_hooks_stop_serve_with_a_sentence(image: str, tmp_path: Path, container_name):
     model_dir = tmp_path / "model"
-    shutil.copytree(REPO / "local_test" / "test_dir", tmp_path / "opt_ml")
     model_dir.mkdir()
     (model_dir / "code").mkdir()
     (model_dir / "code" / "inference.py").write_text(
@@ -150,8 +153,10 @@ def test_mixed_hooks_stop_serve_with_a_sentence(image: str, tmp_path: Path, cont
     (model_dir / "xgboost-model").write_text("{}")  # never reached: the hooks are checked first
 
     result = run(
-        ["docker", "run", "--name", container_name("hooks-mixed")]
-        + ["-v", f"{model_dir}:/opt/ml/model:ro", image, "serve"],
+        [
+            *("docker", "run", "--name", container_name("hooks-mixed")),
+            *("-v", f"{model_dir}:/opt/ml/model:ro", image, "serve"),
+        ],
         timeout=300,
         check=False,
     )

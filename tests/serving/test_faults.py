@@ -66,6 +66,7 @@ class Load:
                 conn.close()
         except (OSError, http.client.HTTPException) as exc:
             result = type(exc).__name__
+            time.sleep(0.01)  # a refused connection returns at once: do not spin
         self.outcomes.append(Outcome(path, began, time.monotonic(), result))
 
     def _invoke(self) -> None:
@@ -100,9 +101,9 @@ def _serve(tmp_path: Path) -> Server:
 
 def test_short_soak_has_no_errors_and_flat_memory(tmp_path: Path) -> None:
     """bench/soak.py for 20 s at 100 requests/s (one in ten a bad body that must get its 400)."""
+    soak_args = ["--seconds", "20", "--warm-up-s", "5", "--out", str(tmp_path)]
     result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "soak.py"), "--seconds", "20", "--warm-up-s", "5"]
-        + ["--out", str(tmp_path)],
+        [sys.executable, str(REPO / "bench" / "soak.py"), *soak_args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -202,5 +203,9 @@ def test_sigterm_under_load_drains_refuses_new_connections_and_exits_0(tmp_path:
     assert reply.startswith(b"HTTP/1.1 200"), reply
     assert during_drain == "ConnectionRefusedError"
     assert all(o.result == "200" for o in before), Counter(o.result for o in before)
-    # What was accepted before the listener closed is answered; what came after is refused.
-    assert {o.result for o in after} <= {"200", "ConnectionRefusedError"}, after
+    # Accepted requests are answered and later connections refused. A connection the kernel
+    # queued in the moment before the listener closed, not yet taken by a worker, is reset:
+    # at most one per client thread (each has one connection open at a time).
+    results = Counter(o.result for o in after)
+    assert set(results) <= {"200", "ConnectionRefusedError", "ConnectionResetError"}, results
+    assert results["ConnectionResetError"] <= len(load.threads), results

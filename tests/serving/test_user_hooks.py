@@ -350,6 +350,23 @@ def test_sagemaker_program_names_a_module_in_the_submit_directory(tmp_path: Path
     assert client.post("/invocations", data=b"1").data == b"from the source dir"
 
 
+def test_a_submit_directory_without_the_program_falls_back_to_the_models_code(
+    tmp_path: Path,
+) -> None:
+    """The SDK's repacked model: the program is in model/code whatever the variable says."""
+    model_dir_with_code(
+        tmp_path, "def transform_fn(model, body, content_type, accept):\n    return 'repacked'\n"
+    )
+
+    client = client_for(
+        tmp_path,
+        SAGEMAKER_PROGRAM="inference.py",
+        SAGEMAKER_SUBMIT_DIRECTORY=str(tmp_path / "not-mounted"),
+    )
+
+    assert client.post("/invocations", data=b"1").data == b"repacked"
+
+
 def test_a_sourcedir_tarball_is_extracted_into_the_code_folder(tmp_path: Path) -> None:
     """The SDK uploads `sourcedir.tar.gz` when it does not repack the model."""
     save_model_dir(tmp_path, train_booster("binary:logistic"))

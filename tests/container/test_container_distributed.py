@@ -1,0 +1,346 @@
+"""Distributed training in the image: 2 and 3 hosts as containers on a Docker network.
+
+Each test creates its own internal Docker network (no route out of it) and starts one container
+of the image per host, as SageMaker (or the SDK's local mode with `instance_count` > 1) does:
+`--network NET --name H --hostname H`, each with its own `/opt/ml` tree whose
+`resourceconfig.json` lists every host and names the container itself as `current_host`. Peers
+find each other through Docker's name service. The distributed model must score on a held-out
+set as a single-host container's does, in both sharding modes; a host killed mid-training must
+make the others exit non-zero with the reason in `output/failure`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xgboost as xgb
+from docker_helpers import run
+from sklearn.datasets import make_classification
+from sklearn.metrics import accuracy_score, log_loss
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
+
+TRAIN_FILES = 6
+HYPERPARAMETERS = {
+    "objective": "binary:logistic",
+    "num_round": "40",
+    "max_depth": "4",
+    "eta": "0.3",
+    "eval_metric": "logloss",
+    "seed": "7",
+    # One thread per host: every container shares this machine's cores.
+    "nthread": "1",
+}
+LONG_RUN = {**HYPERPARAMETERS, "num_round": "100000", "eta": "0.01"}
+"""Rounds enough to still be training when a host is killed; the run never gets to its end."""
+HOST_ENV = {"XGB_COLLECTIVE_TIMEOUT_S": "60", "XGB_HOST_RESOLVE_TIMEOUT_S": "30"}
+"""Bounds well below the test's own, so a lost host shows up as a failure, not a test timeout."""
+KILL_ENV = {**HOST_ENV, "XGB_COLLECTIVE_TIMEOUT_S": "20"}
+"""When the master's container is killed, its address vanishes from the network and the others'
+XGBoost shutdown waits this long for the tracker before they exit: kept short for the test."""
+EXIT_TIMEOUT_S = 240
+"""How long a test waits for a container to exit before calling it hung."""
+TOLERANCE = 0.01
+"""Largest gap in held-out logloss and accuracy between the distributed and single-host model."""
+
+
+@dataclass(frozen=True)
+class Data:
+    train_parts: list[np.ndarray]
+    validation: np.ndarray
+    holdout_x: np.ndarray
+    holdout_y: np.ndarray
+
+
+@dataclass(frozen=True)
+class Host:
+    """One training container: its name (also its host name) and its `/opt/ml` tree."""
+
+    name: str
+    opt_ml: Path
+
+    @property
+    def model_file(self) -> Path:
+        return self.opt_ml / "model" / "xgboost-model"
+
+    @property
+    def failure(self) -> str | None:
+        path = self.opt_ml / "output" / "failure"
+        return path.read_text() if path.exists() else None
+
+    def logs(self) -> str:
+        result = subprocess.run(
+            ["docker", "logs", self.name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=60,
+        )
+        return result.stdout
+
+    def wait(self) -> int:
+        """The container's exit status; fails the test with its log if it does not exit."""
+        try:
+            result = run(["docker", "wait", self.name], timeout=EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"host {self.name} did not exit; its log:\n{self.logs()[-3000:]}")
+        return int(result.stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def data() -> Data:
+    # 16,000 training rows: with much fewer, each host's quantile sketch (and so the model)
+    # drifts from the single host's on its own, which is XGBoost's doing, not the split's.
+    x, y = make_classification(
+        n_samples=22000, n_features=10, n_informative=6, flip_y=0.05, random_state=11
+    )
+    rows = np.column_stack([y, x])
+    train, validation, holdout = rows[:16000], rows[16000:18000], rows[18000:]
+    return Data(
+        train_parts=np.array_split(train, TRAIN_FILES),
+        validation=validation,
+        holdout_x=holdout[:, 1:],
+        holdout_y=holdout[:, 0],
+    )
+
+
+def write_csv(path: Path, rows: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(path, rows, delimiter=",", fmt="%.8g")
+
+
+def build_opt_ml(
+    opt_ml: Path,
+    names: list[str],
+    current: str,
+    data: Data,
+    distribution: str,
+    hyperparameters: dict[str, str],
+) -> None:
+    """An `/opt/ml` tree as SageMaker lays it out for host `current` among `names`."""
+    config = opt_ml / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": current, "hosts": names, "network_interface_name": "eth0"})
+    )
+    channels = {
+        "train": {"ContentType": "text/csv", "S3DistributionType": distribution},
+        "validation": {"ContentType": "text/csv", "S3DistributionType": "FullyReplicated"},
+    }
+    (config / "inputdataconfig.json").write_text(json.dumps(channels))
+    index = sorted(names).index(current)
+    for number, part in enumerate(data.train_parts):
+        # ShardedByS3Key: SageMaker hands each host every n-th object; else every host gets all.
+        if distribution == "FullyReplicated" or number % len(names) == index:
+            write_csv(opt_ml / "input" / "data" / "train" / f"part-{number}.csv", part)
+    write_csv(opt_ml / "input" / "data" / "validation" / "validation.csv", data.validation)
+    (opt_ml / "model").mkdir()
+    (opt_ml / "output").mkdir()
+
+
+def docker_run_train(
+    image: str, name: str, opt_ml: Path, network: str, environment: dict[str, str] = HOST_ENV
+) -> None:
+    """Start `IMAGE train` detached as host `name` on `network`, with `opt_ml` as /opt/ml."""
+    env = [arg for key, value in environment.items() for arg in ("-e", f"{key}={value}")]
+    run(
+        [
+            "docker",
+            "run",
+            "--detach",
+            "--network",
+            network,
+            "--name",
+            name,
+            "--hostname",
+            name,
+            "-v",
+            f"{opt_ml}:/opt/ml",
+            *env,
+            image,
+            "train",
+        ]
+    )
+
+
+class DockerCluster:
+    """Training hosts as containers on one internal Docker network made for the test."""
+
+    def __init__(self, image: str, root: Path, container_name: Callable[[str], str]) -> None:
+        self.image = image
+        self.root = root
+        self.container_name = container_name
+        self.network = f"xgb-byoc-test-net-{uuid.uuid4().hex[:8]}"
+        self.names: list[str] = []
+        # --internal: the hosts reach each other and nothing outside the network.
+        run(["docker", "network", "create", "--internal", self.network])
+
+    def run(
+        self,
+        count: int,
+        data: Data,
+        distribution: str,
+        hyperparameters: dict[str, str] = HYPERPARAMETERS,
+        environment: dict[str, str] = HOST_ENV,
+    ) -> list[Host]:
+        """Start `count` hosts (sorted by name: the master first) training on `data`."""
+        # The purpose comes first in a container's name, so algo-1 sorts first: the master.
+        names = [self.container_name(f"algo-{number}") for number in range(1, count + 1)]
+        assert names == sorted(names)
+        self.names.extend(names)
+        hosts = [Host(name=name, opt_ml=self.root / name) for name in names]
+        for host in hosts:
+            build_opt_ml(host.opt_ml, names, host.name, data, distribution, hyperparameters)
+        for host in hosts:
+            docker_run_train(self.image, host.name, host.opt_ml, self.network, environment)
+        return hosts
+
+    def remove(self) -> None:
+        """Remove the containers (the network cannot go while they are attached), then it."""
+        for name in self.names:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+        subprocess.run(["docker", "network", "rm", self.network], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def docker_cluster(
+    image: str, tmp_path: Path, container_name: Callable[[str], str]
+) -> Iterator[DockerCluster]:
+    cluster = DockerCluster(image, tmp_path, container_name)
+    yield cluster
+    cluster.remove()
+
+
+def holdout_scores(model_file: Path, data: Data) -> tuple[float, float]:
+    booster = xgb.Booster(model_file=bytearray(model_file.read_bytes()))
+    probabilities = booster.predict(xgb.DMatrix(data.holdout_x))
+    return (
+        log_loss(data.holdout_y, probabilities),
+        accuracy_score(data.holdout_y, probabilities > 0.5),
+    )
+
+
+def metric_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("[") and "\ttrain-" in line]
+
+
+def all_logs(hosts: list[Host]) -> str:
+    return "\n\n".join(f"--- {host.name}:\n{host.logs()[-2000:]}" for host in hosts)
+
+
+@pytest.fixture(scope="module")
+def single_host_scores(
+    image: str, data: Data, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[float, float]:
+    """Held-out scores of the model one container trains on all the data (no network at all)."""
+    name = f"xgb-byoc-test-single-{uuid.uuid4().hex[:8]}"
+    host = Host(name=name, opt_ml=tmp_path_factory.mktemp("single") / "opt_ml")
+    build_opt_ml(host.opt_ml, [name], name, data, "FullyReplicated", HYPERPARAMETERS)
+    try:
+        docker_run_train(image, name, host.opt_ml, "none")
+        code = host.wait()
+        output = host.logs()
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+    assert code == 0, output[-3000:]
+    return holdout_scores(host.model_file, data)
+
+
+@pytest.mark.parametrize(
+    ("count", "distribution"),
+    [
+        (2, "ShardedByS3Key"),
+        (2, "FullyReplicated"),
+        (3, "ShardedByS3Key"),
+        (3, "FullyReplicated"),
+    ],
+    ids=["2-hosts-sharded", "2-hosts-replicated", "3-hosts-sharded", "3-hosts-replicated"],
+)
+def test_containers_train_one_model_as_good_as_one_host(
+    docker_cluster: DockerCluster,
+    data: Data,
+    single_host_scores: tuple[float, float],
+    count: int,
+    distribution: str,
+) -> None:
+    hosts = docker_cluster.run(count, data, distribution)
+    codes = [host.wait() for host in hosts]
+    assert codes == [0] * count, all_logs(hosts)
+
+    master, *others = hosts
+    assert master.model_file.is_file()
+    assert all(not host.model_file.exists() for host in others)
+    assert all(host.failure is None for host in hosts)
+    outputs = [host.logs() for host in hosts]
+    for rank, (host, output) in enumerate(zip(hosts, outputs, strict=True)):
+        assert f"Host {host.name} joined as rank {rank} of {count}." in output
+    # Metrics once, by the master: one line per round.
+    assert len(metric_lines(outputs[0])) == int(HYPERPARAMETERS["num_round"])
+    assert all(metric_lines(output) == [] for output in outputs[1:])
+    for index, (host, output) in enumerate(zip(hosts, outputs, strict=True)):
+        if distribution == "FullyReplicated":
+            share = TRAIN_FILES // count
+            assert f"host {host.name} trains on {share} of its {TRAIN_FILES} files" in output
+        else:
+            # Each host reads all it received: every `count`-th file, from its own index.
+            rows = sum(len(part) for part in data.train_parts[index::count])
+            assert f"Channel 'train': {rows} rows x 10 features" in output
+
+    logloss, accuracy = holdout_scores(master.model_file, data)
+    single_logloss, single_accuracy = single_host_scores
+    assert abs(logloss - single_logloss) <= TOLERANCE
+    assert abs(accuracy - single_accuracy) <= TOLERANCE
+
+
+def wait_for_round(host: Host, round_number: int) -> None:
+    """Poll the host's log until it prints the metric line of `round_number`."""
+    marker = f"[{round_number}]\t"
+    deadline = time.monotonic() + EXIT_TIMEOUT_S
+    while True:
+        output = host.logs()
+        if marker in output:
+            return
+        state = run(["docker", "inspect", "-f", "{{.State.Running}}", host.name], check=False)
+        if state.stdout.strip() != "true" or time.monotonic() > deadline:
+            pytest.fail(f"host {host.name} never printed {marker!r}; its log:\n{output[-3000:]}")
+        time.sleep(0.3)
+
+
+@pytest.mark.parametrize(
+    ("count", "victim"),
+    [(3, 1), (2, 0)],
+    ids=["worker-killed", "master-killed"],
+)
+def test_killed_container_makes_the_others_fail_with_a_reason(
+    docker_cluster: DockerCluster, data: Data, count: int, victim: int
+) -> None:
+    hosts = docker_cluster.run(count, data, "FullyReplicated", LONG_RUN, KILL_ENV)
+    wait_for_round(hosts[0], 20)
+    killed = hosts[victim]
+    run(["docker", "kill", killed.name])
+
+    survivors = [host for host in hosts if host is not killed]
+    codes = [host.wait() for host in survivors]
+    assert all(code != 0 for code in codes), (codes, all_logs(survivors))
+    for host in survivors:
+        failure = host.failure
+        assert failure is not None, host.logs()[-3000:]
+        first_line = failure.splitlines()[0]
+        assert not host.model_file.exists()
+        if first_line.startswith(f"Distributed training ended on host {host.name}"):
+            # XGBoost ended this host with exit(-1) on the tracker's word: the sentence left
+            # in place while the group was up is the reason.
+            assert "another host failed or became unreachable" in first_line
+            continue
+        assert first_line.startswith(f"Distributed training failed on host {host.name}"), failure
+        assert "stopped or became unreachable" in first_line
+        assert first_line in host.logs()
