@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from gunicorn.http.errors import ParseException
+from gunicorn.http.errors import NoMoreData, ParseException
 
 from container.errors import BadRequest, PayloadTooLarge
 
@@ -32,6 +32,11 @@ def read_body(stream: BinaryIO, content_length: int | None, limit_bytes: int) ->
         raise BadRequest(
             f"The request body's chunked encoding is broken ({exc}); send chunks as HTTP/1.1 "
             "defines them, or a Content-Length and the body as it is."
+        ) from None
+    except NoMoreData:
+        raise BadRequest(
+            "The chunked request body ended before its last (zero-length) chunk; send the "
+            "whole body."
         ) from None
 
 

@@ -353,6 +353,24 @@ def test_body_longer_than_sent_then_closed_is_400(served: Served) -> None:
     _assert_unharmed(served)
 
 
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (CHUNKED + b"f\r\n" + ROW[:5], "ended before its last"),
+        (CHUNKED + b"f\r\n" + ROW + b"\r\n", "ended before its last"),
+        (CHUNKED + b"f" * 19 + b"\r\n" + ROW + b"\r\n0\r\n\r\n", "ended before its last"),
+        (CHUNKED + b"zz\r\n" + ROW, "chunked encoding is broken"),
+    ],
+    ids=["cut-in-a-chunk", "no-last-chunk", "chunk-size-huge", "chunk-size-not-hex"],
+)
+def test_chunked_body_cut_short_then_closed_is_400(
+    served: Served, data: bytes, fragment: str
+) -> None:
+    reply = exchange(served.port, data, half_close=True)
+    _refused(400, fragment)(reply, served)
+    _assert_unharmed(served)
+
+
 @pytest.mark.parametrize("start", ["body", "headers"])
 def test_client_sending_a_byte_a_second_gets_408_and_the_worker_lives(
     served: Served, start: str

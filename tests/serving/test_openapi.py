@@ -7,6 +7,7 @@ import io
 import json
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -266,6 +267,7 @@ def test_the_fuzz_left_every_worker_alive_and_the_server_answering(server: Serve
     """Runs after the fuzz (same module, same server): no 5xx, the workers it started with."""
     if not FUZZED:
         pytest.skip("the fuzz test did not run in this session")
+    print(f"fuzzed /invocations: {len(FUZZED)} requests, statuses {Counter(FUZZED)}")
     assert all(status < 500 for status in FUZZED), sorted(set(FUZZED))
     assert worker_pids(server) == STARTED_WORKERS
     response = _request(server, "POST", "/invocations", ROW, **{"Content-Type": "text/csv"})
