@@ -118,7 +118,7 @@ class DeadlineSyncWorker(SyncWorker):
         if isinstance(exc, http_errors.ParseException) and not isinstance(
             exc,
             (
-                http_errors.ConfigurationProblem,  # these two are faults on our side
+                http_errors.ConfigurationProblem,  # these are faults on our side
                 http_errors.InvalidResponseHeader,
                 http_errors.InvalidResponseHeaderName,
             ),

@@ -204,7 +204,7 @@ def test_half_written_checkpoints_are_skipped_and_the_new_model_serves(job_root:
     assert second.stdout.count("Skipping checkpoint") == len(saved)
     assert "starting from round 0" in second.stdout
     assert job.failure is None
-    booster = xgb.Booster(model_file=str(job.model_file))
+    booster = xgb.Booster(model_file=bytearray(job.model_file.read_bytes()))
     assert booster.num_boosted_rounds() == HYPERPARAMETERS["num_round"]
     features = ROWS[:20, 1:].astype(np.float32)
     served = serve_and_predict(job, features)
