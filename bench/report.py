@@ -31,6 +31,9 @@ def add_ratios(results: dict[str, Any]) -> None:
                     ratios["vs_floor_batch"] = _ratio(
                         measured["rows_per_s"], model["floor_batch"]["rows_per_s"]
                     )
+                    ratios["concurrent_vs_floor_2core"] = _ratio(
+                        measured["concurrent_rows_per_s"], FLOOR_CORES * one["rows_per_s"]
+                    )
                 for ref in ("classic", "tuned"):
                     if ref in servers and ref != name:
                         other = servers[ref]["scenarios"][scenario]["rows_per_s"]
@@ -139,7 +142,9 @@ def serve_table(results: dict[str, Any]) -> str:
                 f"+{_mb(b['worker_rss_growth_bytes'])} MB "
                 f"({b['worker_rss_growth_per_payload']:.1f}x payload), whole tree "
                 f"+{_mb(b['rss_growth_bytes'])} MB; "
-                f"cold first request {b['cold_first_request_s']:.2f} s"
+                f"cold first request {b['cold_first_request_s']:.2f} s; "
+                f"{b['concurrent_requests']} at once: {b['concurrent_rows_per_s']:,.0f} rows/s "
+                f"({b['ratios']['concurrent_vs_floor_2core']:.2f}x the two-core floor)"
             )
         lines.append("")
     lines.append("Goals (issue 8):")

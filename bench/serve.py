@@ -22,9 +22,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as `python bench/serve.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -226,6 +227,22 @@ def run_scenario(
     }
 
 
+def _concurrent_batches(server: RunningServer, body: bytes, requests: int) -> float:
+    """Seconds for `requests` batch requests sent at once (SageMaker's MaxConcurrentTransforms
+    is the worker count, so a batch transform job keeps every worker busy like this)."""
+
+    def one() -> None:
+        status, answer, _ = post_csv(server.port, body)
+        if status != 200:
+            raise RuntimeError(f"{server.name} answered {status}: {answer[:300]!r}")
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(requests) as pool:
+        for future in [pool.submit(one) for _ in range(requests)]:
+            future.result()
+    return time.perf_counter() - start
+
+
 def run_batch(
     server: RunningServer, body: bytes, warm_body: bytes, expected: np.ndarray, cfg: Config
 ) -> dict[str, object]:
@@ -250,6 +267,7 @@ def run_batch(
                 raise RuntimeError(f"{server.name} answered {status}: {answer[:300]!r}")
             if i:
                 times.append(seconds)
+        concurrent_s = _concurrent_batches(server, body, cfg.workers)
     peaks = peak_by_process(server.pids()) if peaks_reset else {}
     peak = max(sum(peaks.values()), sampler.peak)
     # What one request costs: the largest growth of a single process (the worker that took it).
@@ -274,6 +292,8 @@ def run_batch(
         if worker_growth is None
         else worker_growth / len(body),
         "max_abs_diff": diff,
+        "concurrent_requests": cfg.workers,
+        "concurrent_rows_per_s": rows * cfg.workers / concurrent_s,
         "rss_bytes": rss_bytes(server.pids()),
         "pss_bytes": pss_bytes(server.pids()),
     }
@@ -312,30 +332,33 @@ def bench_model(
     expected_batch = one.inplace_predict(batch_features).astype(np.float64)
 
     batch_mb = max(6, 2 * len(bodies[BATCH]) // 2**20 + 1)
-    servers: dict[str, dict[str, object]] = {}
-    for name in cfg.servers:
-        print(f"[{spec.name}] {name} ...", flush=True)
-        result: dict[str, object] = {"scenarios": {}}
-        with running(name, base_dir, cfg.workers, logs) as server:
-            result["start_to_ping_s"] = server.start_to_ping_s
-            result["max_abs_diff"] = check_answer(server, check_body, expected_check)
-            result["idle_rss_bytes"] = rss_bytes(server.pids())
-            result["idle_pss_bytes"] = pss_bytes(server.pids())
-            for scenario in SCENARIOS:
-                result["scenarios"][scenario.name] = run_scenario(
+    servers: dict[str, dict[str, Any]] = {name: {"scenarios": {}} for name in cfg.servers}
+    # Every server runs at once (idle ones cost nothing) and each scenario visits them in turn,
+    # so a busy moment on a shared machine does not fall on one server only.
+    with ExitStack() as stack:
+        live: dict[str, RunningServer] = {}
+        for name in cfg.servers:
+            print(f"[{spec.name}] starting {name} ...", flush=True)
+            server = live[name] = stack.enter_context(running(name, base_dir, cfg.workers, logs))
+            servers[name]["start_to_ping_s"] = server.start_to_ping_s
+            servers[name]["max_abs_diff"] = check_answer(server, check_body, expected_check)
+            servers[name]["idle_rss_bytes"] = rss_bytes(server.pids())
+            servers[name]["idle_pss_bytes"] = pss_bytes(server.pids())
+        for scenario in SCENARIOS:
+            print(f"[{spec.name}] {scenario.name} ...", flush=True)
+            for name, server in live.items():
+                servers[name]["scenarios"][scenario.name] = run_scenario(
                     server, wrk, scenario, bodies[scenario.name], cfg
                 )
-            if name != "ours":  # these ignore SAGEMAKER_BATCH: the same process takes the batch
-                result["scenarios"][BATCH] = run_batch(
-                    server, bodies[BATCH], bodies["1000row_c2"], expected_batch, cfg
-                )
-        if name == "ours":
-            with running(name, base_dir, cfg.workers, logs, batch_mb=batch_mb) as server:
-                result["batch_start_to_ping_s"] = server.start_to_ping_s
-                result["scenarios"][BATCH] = run_batch(
-                    server, bodies[BATCH], bodies["1000row_c2"], expected_batch, cfg
-                )
-        servers[name] = result
+    # Batch: fresh servers, one at a time (memory is measured); ours in batch mode.
+    for name in cfg.servers:
+        print(f"[{spec.name}] {BATCH} {name} ...", flush=True)
+        mode_mb = batch_mb if name == "ours" else None
+        with running(name, base_dir, cfg.workers, logs, batch_mb=mode_mb) as server:
+            servers[name]["batch_start_to_ping_s"] = server.start_to_ping_s
+            servers[name]["scenarios"][BATCH] = run_batch(
+                server, bodies[BATCH], bodies["1000row_c2"], expected_batch, cfg
+            )
     # Measured again after the servers; the faster of the two is kept (a higher floor is the
     # stricter reference when the machine was busier during one of them).
     print(f"[{spec.name}] in-process floor, second time ...", flush=True)

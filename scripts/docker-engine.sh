@@ -3,7 +3,8 @@
 #
 #   scripts/docker-engine.sh [start]   install missing host tools, start dockerd unless one runs,
 #                                      wait for `docker info`; prints `started` or `reused`
-#   scripts/docker-engine.sh stop      stop dockerd if (and only if) `start` started it
+#   scripts/docker-engine.sh stop      stop dockerd if (and only if) `start` started it; prints
+#                                      `stopped`, `gone` or `not-ours`
 #   scripts/docker-engine.sh tools     only install the missing host tools
 #
 # Host tools installed with apt-get when missing: docker.io (dockerd), curl, debootstrap (local
@@ -87,6 +88,7 @@ start() {
 stop() {
 	if [[ ! -f $PID_FILE ]]; then
 		say "not stopping: this script did not start the running engine"
+		echo not-ours
 		return 0
 	fi
 	local pid
@@ -94,6 +96,7 @@ stop() {
 	rm -f "$PID_FILE"
 	if [[ $(cat "/proc/$pid/comm" 2>/dev/null) != dockerd ]]; then
 		say "dockerd $pid already gone"
+		echo gone
 		return 0
 	fi
 	say "stopping dockerd $pid"
@@ -108,6 +111,7 @@ stop() {
 		sleep 1
 		waited=$((waited + 1))
 	done
+	echo stopped
 }
 
 case "${1:-start}" in

@@ -12,9 +12,11 @@ channel. A single host runs with neither tracker nor collective: rank 0 of 1.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -45,6 +47,10 @@ SHARDED_BY_S3_KEY = "ShardedByS3Key"
 DISTRIBUTIONS = (FULLY_REPLICATED, SHARDED_BY_S3_KEY)
 
 MASTER_RANK = 0
+LEAVE_AFTER_FAILURE_S = 10
+"""How long a host whose collective step failed may take to leave the group and exit. XGBoost's
+shutdown waits for a tracker whose machine is gone (a killed container) and has been seen to
+never return after a peer died; past this bound the host exits with status 1 regardless."""
 _CONNECT_RETRIES = 2
 """XGBoost's own tries per connection (it sleeps 2 s before the second); `_join` retries more."""
 
@@ -232,12 +238,14 @@ def cluster(
             cause = collective_failure(exc)
             if cause is None:
                 raise
-            raise DistributedError(
+            error = DistributedError(
                 f"Distributed training failed on host {hosts.current} (rank {group.rank} of "
                 f"{group.world_size}): a collective step with the other hosts failed, most "
                 f"likely because one of them stopped or became unreachable. XGBoost said: "
                 f"{_first_reason(cause)}"
-            ) from exc
+            )
+            _exit_if_stuck(error, failure_file)
+            raise error from exc
         succeeded = True
         if not group.is_master:
             LOG.info(
@@ -254,6 +262,18 @@ def cluster(
             _leave(hosts)
         if tracker is not None:
             _stop_tracker(tracker, wait_s=config.collective_timeout_s if succeeded else 0)
+
+
+def _exit_if_stuck(error: DistributedError, failure_file: Path | None) -> None:
+    """Record `error` now, and end the process if it has not exited `LEAVE_AFTER_FAILURE_S` on.
+
+    Leaving the group after a failure may hang inside XGBoost; the sentence is then already in
+    `output/failure` and faulthandler (a C thread) prints the Python stacks and exits with 1.
+    """
+    if failure_file is not None:
+        _write_text(failure_file, error.message + "\n")
+    LOG.error("%s Leaving the training group (at most %d s).", error.message, LEAVE_AFTER_FAILURE_S)
+    faulthandler.dump_traceback_later(LEAVE_AFTER_FAILURE_S, exit=True, file=sys.stderr)
 
 
 _COLLECTIVE_SOURCES = ("collective/", "allreduce.cc", "allgather.cc", "broadcast.cc", "loop.cc")

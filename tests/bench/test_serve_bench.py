@@ -58,6 +58,7 @@ def test_every_server_answers_correctly_under_load(
     batch = measured["scenarios"]["batch"]
     assert batch["max_abs_diff"] < 1e-5
     assert positive(batch["rows_per_s"]) and positive(batch["payload_bytes"])
+    assert positive(batch["concurrent_rows_per_s"]) and batch["concurrent_requests"] >= 1
     assert batch["rss_peak_bytes"] >= batch["rss_peak_sampled_bytes"] > 0
 
 

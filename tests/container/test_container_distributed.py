@@ -43,9 +43,6 @@ LONG_RUN = {**HYPERPARAMETERS, "num_round": "100000", "eta": "0.01"}
 """Rounds enough to still be training when a host is killed; the run never gets to its end."""
 HOST_ENV = {"XGB_COLLECTIVE_TIMEOUT_S": "60", "XGB_HOST_RESOLVE_TIMEOUT_S": "30"}
 """Bounds well below the test's own, so a lost host shows up as a failure, not a test timeout."""
-KILL_ENV = {**HOST_ENV, "XGB_COLLECTIVE_TIMEOUT_S": "20"}
-"""When the master's container is killed, its address vanishes from the network and the others'
-XGBoost shutdown waits this long for the tracker before they exit: kept short for the test."""
 EXIT_TIMEOUT_S = 240
 """How long a test waits for a container to exit before calling it hung."""
 TOLERANCE = 0.01
@@ -147,11 +144,9 @@ def build_opt_ml(
     (opt_ml / "output").mkdir()
 
 
-def docker_run_train(
-    image: str, name: str, opt_ml: Path, network: str, environment: dict[str, str] = HOST_ENV
-) -> None:
+def docker_run_train(image: str, name: str, opt_ml: Path, network: str) -> None:
     """Start `IMAGE train` detached as host `name` on `network`, with `opt_ml` as /opt/ml."""
-    env = [arg for key, value in environment.items() for arg in ("-e", f"{key}={value}")]
+    env = [arg for key, value in HOST_ENV.items() for arg in ("-e", f"{key}={value}")]
     run(
         [
             "docker",
@@ -190,7 +185,6 @@ class DockerCluster:
         data: Data,
         distribution: str,
         hyperparameters: dict[str, str] = HYPERPARAMETERS,
-        environment: dict[str, str] = HOST_ENV,
     ) -> list[Host]:
         """Start `count` hosts (sorted by name: the master first) training on `data`."""
         # The purpose comes first in a container's name, so algo-1 sorts first: the master.
@@ -201,7 +195,7 @@ class DockerCluster:
         for host in hosts:
             build_opt_ml(host.opt_ml, names, host.name, data, distribution, hyperparameters)
         for host in hosts:
-            docker_run_train(self.image, host.name, host.opt_ml, self.network, environment)
+            docker_run_train(self.image, host.name, host.opt_ml, self.network)
         return hosts
 
     def remove(self) -> None:
@@ -323,7 +317,7 @@ def wait_for_round(host: Host, round_number: int) -> None:
 def test_killed_container_makes_the_others_fail_with_a_reason(
     docker_cluster: DockerCluster, data: Data, count: int, victim: int
 ) -> None:
-    hosts = docker_cluster.run(count, data, "FullyReplicated", LONG_RUN, KILL_ENV)
+    hosts = docker_cluster.run(count, data, "FullyReplicated", LONG_RUN)
     wait_for_round(hosts[0], 20)
     killed = hosts[victim]
     run(["docker", "kill", killed.name])

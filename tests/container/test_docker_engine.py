@@ -38,6 +38,7 @@ def test_stop_leaves_an_engine_it_did_not_start_alone(tmp_path: Path) -> None:
 
     assert result.returncode == 0
     assert "not stopping: this script did not start the running engine" in result.stderr
+    assert result.stdout.strip() == "not-ours"
 
 
 def test_unknown_mode_ends_with_a_sentence(tmp_path: Path) -> None:

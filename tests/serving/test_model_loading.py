@@ -14,7 +14,7 @@ from container.serving.model_loading import load_model, sniff_format
 
 from .helpers import ROWS, save_model_dir, train_booster
 
-PEER_MODELS = Path("/work/shared/peer-data/models")
+PEER_MODELS = Path(__file__).resolve().parents[3] / "shared" / "peer-data" / "models"
 needs_peer_models = pytest.mark.skipif(
     not PEER_MODELS.is_dir(), reason=f"peer model files not present at {PEER_MODELS}"
 )

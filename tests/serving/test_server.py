@@ -26,7 +26,7 @@ import xgboost as xgb
 from .helpers import save_model_dir, train_booster
 
 REPO = Path(__file__).resolve().parents[2]
-PEER = Path("/work/shared/peer-data")
+PEER = Path(__file__).resolve().parents[3] / "shared" / "peer-data"
 ABALONE = PEER / "abalone" / "data"
 needs_peer_data = pytest.mark.skipif(
     not ABALONE.is_dir(), reason=f"peer test data not present at {ABALONE}"
