@@ -88,6 +88,17 @@ def _error_response(error: ContainerError) -> bytes:
     ).encode() + body
 
 
+class _ListenerName:
+    """What a request needs of its listening socket (the server's address for the WSGI
+    environ), taken before SIGTERM may close that socket in the middle of the request."""
+
+    def __init__(self, name: Any) -> None:
+        self._name = name
+
+    def getsockname(self) -> Any:
+        return self._name
+
+
 class DeadlineSyncWorker(SyncWorker):
     """A sync worker whose clients must send their request within `read_timeout_s`, and that
     stops listening as soon as SIGTERM comes while it finishes a request."""
@@ -98,7 +109,11 @@ class DeadlineSyncWorker(SyncWorker):
     def handle(self, listener: Any, client: socket.socket, addr: Any) -> None:
         self.busy = True
         try:
-            super().handle(listener, DeadlineSocket.adopt(client, self.read_timeout_s), addr)
+            super().handle(
+                _ListenerName(listener.getsockname()),
+                DeadlineSocket.adopt(client, self.read_timeout_s),
+                addr,
+            )
         finally:
             self.busy = False
 

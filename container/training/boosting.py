@@ -8,6 +8,7 @@ attributes: a run resumed from a checkpoint ends with the same model as one neve
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import xgboost as xgb
@@ -68,8 +69,11 @@ def boost(
     early_stopping: EarlyStopping | None = None,
     store: CheckpointStore | None = None,
     checkpoint_frequency: int = 10,
+    progressed: Callable[[], None] | None = None,
 ) -> BoostingResult:
-    """Run rounds `start_round .. num_round-1`; on SIGTERM checkpoint and raise."""
+    """Run rounds `start_round .. num_round-1`; on SIGTERM checkpoint and raise.
+
+    `progressed` is called after every round (the distributed watchdog's heartbeat)."""
     if early_stopping is not None:
         early_stopping.restore(booster)
     rounds = saved = start_round
@@ -82,6 +86,8 @@ def boost(
             rounds = iteration + 1
             scores = parse_eval(booster.eval_set(evals, iteration)) if evals else []
             printer.print_round(iteration, scores)
+            if progressed is not None:
+                progressed()
             stop_now = early_stopping is not None and early_stopping.update(
                 booster, iteration, _watched(scores)
             )

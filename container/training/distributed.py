@@ -15,8 +15,10 @@ from __future__ import annotations
 import faulthandler
 import json
 import logging
+import os
 import socket
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -108,6 +110,44 @@ class Cluster:
     def current_host(self) -> str:
         return self.hosts.current
 
+    watchdog: StallWatchdog | None = None
+    """Ends a host that makes no progress for too long (the job's own loop; None: never)."""
+
+    def progressed(self) -> None:
+        """Note progress (a finished round): restart the watchdog's bound."""
+        if self.watchdog is not None:
+            self.watchdog.progressed()
+
+
+class StallWatchdog:
+    """Ends the process with a reason in `output/failure` when no progress is noted in time.
+
+    A thread, not a signal: XGBoost's calls release the GIL, so it runs while the main thread
+    waits inside a collective step that never returns."""
+
+    def __init__(self, seconds: int, sentence: str, failure_file: Path | None) -> None:
+        self._seconds = seconds
+        self._sentence = sentence
+        self._failure_file = failure_file
+        self._deadline: float | None = None  # armed by the first `progressed()`
+        self._stopped = threading.Event()
+        threading.Thread(target=self._watch, name="stall-watchdog", daemon=True).start()
+
+    def progressed(self) -> None:
+        self._deadline = time.monotonic() + self._seconds
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(1.0):
+            if self._deadline is not None and time.monotonic() > self._deadline:
+                LOG.error("%s", self._sentence)
+                if self._failure_file is not None:
+                    _write_text(self._failure_file, self._sentence + "\n")
+                logging.shutdown()
+                os._exit(1)
+
 
 def read_hosts(resource_config_file: Path) -> Hosts:
     """Read `hosts` and `current_host` from `resourceconfig.json`; no file means one local host."""
@@ -188,12 +228,16 @@ def join_cluster(
         hosts_from_config(dict(resource_config), str(settings.paths.resource_config_file)),
         settings.distributed,
         settings.paths.failure_file,
+        stall_s=_stall_bound(settings.distributed),
     )
 
 
 @contextmanager
 def cluster(
-    hosts: Hosts, config: DistributedSettings, failure_file: Path | None = None
+    hosts: Hosts,
+    config: DistributedSettings,
+    failure_file: Path | None = None,
+    stall_s: int = 0,
 ) -> Iterator[Cluster]:
     """Join the training group for the duration of the block; yield this host's place in it.
 
@@ -228,10 +272,23 @@ def cluster(
         _start_tracker(hosts, tracker_address, config) if hosts.current == hosts.master else None
     )
     succeeded = False
+    group: Cluster | None = None
     try:
         group = _join(hosts, tracker_address, config)
         if failure_file is not None:
             _write_text(failure_file, PEER_LOST_FAILURE.format(host=hosts.current) + "\n")
+        if stall_s:
+            # A collective step can wait for ever after a peer was killed (seen here in about
+            # one run in three): once armed by `group.progressed()` (data loaded, then each
+            # finished round), a host that makes no progress for `stall_s` exits 1 with a reason.
+            watchdog = StallWatchdog(
+                stall_s,
+                f"Distributed training failed on host {hosts.current} (rank {group.rank} of "
+                f"{group.world_size}): no progress for {stall_s} s, most likely because "
+                "another host stopped or became unreachable.",
+                failure_file,
+            )
+            group = replace(group, watchdog=watchdog)
         try:
             yield group
         except Exception as exc:
@@ -262,6 +319,14 @@ def cluster(
             _leave(hosts)
         if tracker is not None:
             _stop_tracker(tracker, wait_s=config.collective_timeout_s if succeeded else 0)
+        if group is not None and group.watchdog is not None:
+            group.watchdog.stop()
+
+
+def _stall_bound(config: DistributedSettings) -> int:
+    """Seconds without progress after which a host stops waiting: twice the collective timeout
+    (one step may take that long, and data loading before the first round as long again)."""
+    return 2 * config.collective_timeout_s
 
 
 def _exit_if_stuck(error: DistributedError, failure_file: Path | None) -> None:

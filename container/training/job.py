@@ -188,6 +188,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         if validation is not None:
             dvalid = data_loading.to_dmatrix(validation, hyperparameters, reference=dtrain)
             evals.append((dvalid, "validation"))
+        role.progressed()  # arms the distributed stall watchdog
         megabytes = (train.bytes_read + (validation.bytes_read if validation else 0)) / 1e6
         seconds = time.perf_counter() - started
         logger.info(
@@ -237,6 +238,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
                 early_stopping=early,
                 store=store if role.is_master else None,
                 checkpoint_frequency=hyperparameters.checkpoint_frequency,
+                progressed=role.progressed,
             )
         except xgb.core.XGBoostError as exc:
             raise ClientError(f"XGBoost stopped training: {data_loading.first_line(exc)}") from None

@@ -207,5 +207,8 @@ def test_sigterm_under_load_drains_refuses_new_connections_and_exits_0(tmp_path:
     # queued in the moment before the listener closed, not yet taken by a worker, is reset:
     # at most one per client thread (each has one connection open at a time).
     results = Counter(o.result for o in after)
-    assert set(results) <= {"200", "ConnectionRefusedError", "ConnectionResetError"}, results
+    assert set(results) <= {"200", "ConnectionRefusedError", "ConnectionResetError"}, (
+        results,
+        server.log.read_text()[-3000:],
+    )
     assert results["ConnectionResetError"] <= len(load.threads), results
