@@ -62,7 +62,7 @@ def serve_chart(results: dict[str, Any], path: Path) -> None:
             bars = ax.bar(
                 names, [values[n] for n in names], color=[COLOURS.get(n, "#888") for n in names]
             )
-            ax.bar_label(bars, fmt="%.3g", fontsize=8)
+            ax.bar_label(bars, fmt=lambda v: f"{v:,.0f}" if v >= 100 else f"{v:.3g}", fontsize=8)
             if floor is not None:
                 ax.axhline(floor, color="#2a7a2a", linestyle="--", linewidth=1.2)
             if col < 2:  # the classic server is 10-100x off: a log axis keeps every bar visible

@@ -12,6 +12,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +36,12 @@ def _pandas_c(body: bytes) -> np.ndarray:
     return pd.read_csv(io.BytesIO(body), header=None, engine="c").to_numpy(np.float32)
 
 
-def _pyarrow(body: bytes) -> np.ndarray:
+def _pyarrow(body: bytes, use_threads: bool = False) -> np.ndarray:
     columns = body[: body.find(b"\n")].count(b",") + 1
     options = pacsv.ConvertOptions(column_types={f"f{i}": pa.float32() for i in range(columns)})
     table = pacsv.read_csv(
         io.BytesIO(body),
-        read_options=pacsv.ReadOptions(autogenerate_column_names=True),
+        read_options=pacsv.ReadOptions(autogenerate_column_names=True, use_threads=use_threads),
         convert_options=options,
     )
     return np.column_stack([column.to_numpy() for column in table.columns])
@@ -52,6 +53,12 @@ PARSERS: dict[str, Callable[[bytes], np.ndarray]] = {
     "pandas_c": _pandas_c,
     "pyarrow": _pyarrow,
 }
+"""Parsers that use one thread: the candidates for a one-core floor."""
+
+THREADED_PARSERS: dict[str, Callable[[bytes], np.ndarray]] = {
+    "pyarrow_threads": partial(_pyarrow, use_threads=True),
+}
+"""Added to the candidates when the floor may use every core."""
 
 
 def _str_join(predictions: np.ndarray) -> bytes:
@@ -127,7 +134,8 @@ def measure_floor(
     """Time parse → `inplace_predict` → format on `body` for about `duration_s` seconds."""
     reference = _numpy_loadtxt(body) if len(body) < 1_000_000 else _pandas_c(body)
     budget = max(0.05, duration_s / 10)
-    parser = _best_of(PARSERS, body, lambda out: np.array_equal(out, reference), budget)
+    parsers = PARSERS | (THREADED_PARSERS if threads > 1 else {})
+    parser = _best_of(parsers, body, lambda out: np.array_equal(out, reference), budget)
     expected = booster.inplace_predict(reference)
     formatter = _best_of(
         FORMATTERS,
@@ -139,7 +147,7 @@ def measure_floor(
         ),
         budget,
     )
-    parse, fmt = PARSERS[parser], FORMATTERS[formatter]
+    parse, fmt = parsers[parser], FORMATTERS[formatter]
     parse_t, predict_t, format_t, total_t = [], [], [], []
     start = time.perf_counter()
     while len(total_t) < min_calls or time.perf_counter() - start < duration_s:
