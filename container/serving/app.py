@@ -54,7 +54,7 @@ def create_app(
     `user_hooks.py`); `model` is then None when that code's model is not an XGBoost booster.
     """
     serving = settings.serving
-    predictor = Predictor(model)  # type: ignore[arg-type]  # unused when model is None
+    predictor = Predictor(model) if model is not None else None
     default_keys = (
         parse_output_keys(serving.inference_output, model.objective, "SAGEMAKER_INFERENCE_OUTPUT")
         if model is not None
@@ -93,6 +93,7 @@ def create_app(
         accept = headers.choose_accept(request.headers.get("Accept"), ENCODERS, default_accept)
         attributes = request.headers.get(CUSTOM_ATTRIBUTES)
         chosen = requested_output(attributes)
+        assert model is not None and predictor is not None  # no user view: a booster is loaded
         objective = model.objective
         keys = default_keys if chosen is None else parse_output_keys(chosen, objective, source)
         body = read_body(request.stream, request.content_length, serving.max_payload_bytes)

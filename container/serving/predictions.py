@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse
 
 from container.errors import BadRequest
+from container.serving.dense_predict import DensePredictor
 from container.serving.model_loading import LoadedModel
 
 SCORE = "score"
@@ -95,6 +96,7 @@ class Predictor:
 
     def __init__(self, model: LoadedModel) -> None:
         self.model = model
+        self._dense = DensePredictor(model.booster)
 
     def predict(self, features: Features) -> np.ndarray:
         """The booster's predictions for `features` (float32 rows or CSR); 400 on wrong width."""
@@ -114,6 +116,7 @@ class Predictor:
                     f"Row {row}, column {column} is infinite; send a finite number, or leave the "
                     "field empty (or nan) for a missing value."
                 )
+            return self._dense(features)
         return self.model.booster.inplace_predict(features, validate_features=False)
 
     @staticmethod

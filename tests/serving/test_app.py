@@ -11,6 +11,7 @@ import xgboost as xgb
 
 from container.errors import ClientError
 from container.serving.codecs import csv_codec
+from container.serving.dense_predict import DensePredictor
 
 from .helpers import ROWS, csv_body
 
@@ -602,16 +603,15 @@ def test_unknown_route_and_wrong_method_are_json(make_client) -> None:
     assert "method is not allowed" in wrong.get_json()["error"].lower()
 
 
-def test_server_fault_is_a_generic_500_without_traceback(
-    make_client, loaded_models, monkeypatch, caplog
-) -> None:
-    """A fault on our side (here: the booster raising) is logged, never shown to the client."""
+def test_server_fault_is_a_generic_500_without_traceback(make_client, monkeypatch, caplog) -> None:
+    """A fault on our side (here: the prediction call raising) is logged, never shown to the
+    client."""
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("booster handle lost")
 
     client = make_client()
-    monkeypatch.setattr(loaded_models["binary:logistic"].booster, "inplace_predict", broken)
+    monkeypatch.setattr(DensePredictor, "__call__", broken)
     response = client.post("/invocations", data=ROW, headers=CSV)
     assert response.status_code == 500
     assert response.get_json() == {"error": "Internal server error; see the server log."}

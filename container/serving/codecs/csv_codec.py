@@ -102,27 +102,29 @@ def _explain(message: str) -> BadRequest:
     return BadRequest(f"text/csv body could not be read: {message}. {_HELP}")
 
 
-def _float32_view(column: pa.Array) -> np.ndarray:
-    """A float32 Arrow array as numpy, nulls (empty fields) as NaN.
+def _float64_view(column: pa.Array) -> np.ndarray:
+    """A float64 Arrow array as numpy, nulls (empty fields) as NaN.
 
     Read from the buffers directly: pyarrow's `to_numpy` and `fill_null` import pandas on first
     use (about a second in every worker), which serving otherwise never loads.
     """
     validity, data = column.buffers()
     count, offset = len(column), column.offset
-    values = np.frombuffer(data, dtype=np.float32, count=count, offset=offset * 4)
+    values = np.frombuffer(data, dtype=np.float64, count=count, offset=offset * 8)
     if column.null_count:
         bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
-        values = np.where(bits[offset : offset + count].astype(bool), values, np.float32("nan"))
+        values = np.where(bits[offset : offset + count].astype(bool), values, np.nan)
     return values
 
 
 def _parse_arrow(body: memoryview, rows: int, columns: int) -> np.ndarray | None:
     """Stream the body through pyarrow's reader, block by block, into one preallocated matrix.
 
-    Streaming keeps the parser's working memory to a few blocks (a 45 MB body peaks at about
-    85 MB above the body, against 140-170 MB for `read_csv`) and is no slower. The matrix is
-    filled column by column and handed on in Fortran order: XGBoost reads strided arrays.
+    Streaming keeps the parser's working memory to a few blocks (a 52 MB body: the 20 MB matrix
+    and about 1 MB more, against 110 MB for pandas' `read_csv`) and is no slower. Values are
+    parsed as float64 and rounded to float32, as numpy's reader does (and 10-20% faster than
+    pyarrow's own float32 conversion). The matrix is filled column by column and handed on in
+    Fortran order: XGBoost reads strided arrays.
     """
     names = [f"f{i}" for i in range(columns)]
     by_column = np.empty((columns, rows), dtype=np.float32)
@@ -133,7 +135,7 @@ def _parse_arrow(body: memoryview, rows: int, columns: int) -> np.ndarray | None
             read_options=pa_csv.ReadOptions(column_names=names),
             parse_options=pa_csv.ParseOptions(quote_char=False),
             convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.float32()),
+                column_types=dict.fromkeys(names, pa.float64()),
                 null_values=[""],
                 strings_can_be_null=False,
             ),
@@ -142,8 +144,9 @@ def _parse_arrow(body: memoryview, rows: int, columns: int) -> np.ndarray | None
                 count = batch.num_rows
                 if filled + count > rows:
                     return None
-                for i, column in enumerate(batch.columns):
-                    by_column[i, filled : filled + count] = _float32_view(column)
+                with np.errstate(over="ignore"):  # beyond float32: inf, refused later by name
+                    for i, column in enumerate(batch.columns):
+                        by_column[i, filled : filled + count] = _float64_view(column)
                 filled += count
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None  # numpy re-reads it and names the bad cell
@@ -153,19 +156,22 @@ def _parse_arrow(body: memoryview, rows: int, columns: int) -> np.ndarray | None
 def decode(body: bytes | bytearray, limits: Limits) -> np.ndarray:
     """Parse a CSV body into float32 rows (NaN for empty fields).
 
-    Shape, limits and blank lines are checked on the raw bytes first; large bodies then go to
-    pyarrow as a zero-copy view, small ones (and any pyarrow refuses) to numpy.
+    Shape and limits are checked on the raw bytes first; large bodies then go to pyarrow as a
+    zero-copy view, small ones (and any pyarrow refuses) to numpy. Blank lines are looked for
+    only when the rows parsed are fewer than the lines counted (both parsers skip them).
     """
     start, end = _content_bounds(body)
     rows, columns = _count_shape(body, start, end)
     limits.check(rows, columns)
-    _check_blank_lines(body, start, end)
     view = memoryview(body)[start:end]
     if end - start >= ARROW_MIN_BYTES:
         parsed = _parse_arrow(view, rows, columns)
         if parsed is not None:
             return parsed
-    return _parse_numpy(_fill_empty_fields(bytes(view)))
+    parsed = _parse_numpy(_fill_empty_fields(bytes(view)))
+    if len(parsed) != rows:
+        _check_blank_lines(body, start, end)
+    return parsed
 
 
 def encode(output: Output, batch: bool) -> bytes:
