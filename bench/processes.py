@@ -83,6 +83,18 @@ def wait_for_ping(proc: subprocess.Popen[bytes], port: int, timeout_s: float, lo
     raise RuntimeError(f"no /ping 200 within {timeout_s} s; last lines of {log}:\n{tail(log)}")
 
 
+def wait_for_processes(pid: int, count: int, timeout_s: float, settle_s: float = 0.3) -> None:
+    """Wait until `pid`'s tree holds `count` processes (a server's master and every worker), then
+    `settle_s` more for the last worker's start-up. A server answers /ping as soon as its first
+    worker does; memory read before the others exist would miss them."""
+    deadline = time.perf_counter() + timeout_s
+    while len(process_tree(pid)) < count:
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"process {pid} has {len(process_tree(pid))} of {count} processes")
+        time.sleep(0.01)
+    time.sleep(settle_s)
+
+
 def tail(path: Path, lines: int = 20) -> str:
     """The last `lines` lines of a text file (empty when it does not exist)."""
     try:

@@ -48,6 +48,7 @@ from bench.processes import (
     start_group,
     stop_group,
     wait_for_ping,
+    wait_for_processes,
 )
 from bench.workload import ModelSpec, make_features, model_specs, to_csv, train_model
 
@@ -170,7 +171,9 @@ def running(
     proc = start_group(argv, env, log, cwd=REPO)
     try:
         wait_for_ping(proc, port, timeout_s=120, log=log)
-        yield RunningServer(name, port, proc, time.perf_counter() - start)
+        start_to_ping_s = time.perf_counter() - start
+        wait_for_processes(proc.pid, workers + 1, timeout_s=60)
+        yield RunningServer(name, port, proc, start_to_ping_s)
     finally:
         stop_group(proc)
 

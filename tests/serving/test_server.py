@@ -254,6 +254,37 @@ def test_chunked_body_without_content_length(
     np.testing.assert_allclose(got, abalone[1].predict(xgb.DMatrix(rows[:50])), rtol=1e-6)
 
 
+def test_large_body_sent_in_pieces_arrives_whole(tmp_path: Path) -> None:
+    """A 4 MB body written in 64 KiB pieces with pauses: the worker receives it over many reads
+    straight into its buffer, pipelined headers and all, and answers every row."""
+    booster = train_booster("binary:logistic")
+    save_model_dir(tmp_path, booster)
+    rows = np.random.default_rng(3).random((40_000, 4)).astype(np.float32)
+    body = "\n".join(",".join(repr(float(v)) for v in row) for row in rows).encode()
+    server = start_serve(tmp_path)
+    try:
+        port = int(server.url.rsplit(":", 1)[1])
+        head = (
+            "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            sock.sendall(head + body[:1000])  # some body bytes arrive with the headers
+            for start in range(1000, len(body), 65536):
+                sock.sendall(body[start : start + 65536])
+                if start % (16 * 65536) == 1000:
+                    time.sleep(0.05)
+            reply = b""
+            while chunk := sock.recv(1 << 20):
+                reply += chunk
+    finally:
+        server.stop()
+    status, _, answer = reply.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 200"), reply[:500]
+    got = np.array([float(v) for v in answer.split()])
+    np.testing.assert_allclose(got, booster.inplace_predict(rows), rtol=1e-6)
+
+
 def test_single_worker_uses_all_threads_without_hanging(tmp_path: Path) -> None:
     """One worker gets every core; XGBoost's thread pool must still work after the fork."""
     booster = train_booster("multi:softprob", rounds=20)
