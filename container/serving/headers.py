@@ -39,6 +39,8 @@ def parse_content_type(header: str | None, supported: Iterable[str]) -> str:
     supported = tuple(supported)
     if header is None or not header.strip():
         return DEFAULT_CONTENT_TYPE
+    if header in supported:  # the usual case, a bare supported type: nothing to parse
+        return header
     media_type, params = _split_params(header)
     if media_type not in supported:
         raise UnsupportedMediaType(
@@ -84,6 +86,8 @@ def choose_accept(header: str | None, supported: Iterable[str], default: str) ->
     supported = tuple(supported)
     if header is None or not header.strip():
         return default
+    if header in supported:
+        return header
     ranges = parse_accept(header)
     for media_range in ranges:
         wanted = media_range.media_type
