@@ -4,7 +4,8 @@
     python bench/train.py --rows 20000    # a quick size
 
 The CSV is generated once and cached under `bench/.cache/`. Both runs are separate processes
-measured the same way: wall time from start to exit and peak RSS of the process tree. The bare
+measured the same way: wall time from start to exit and peak RSS (the process's own high-water
+mark, or its process tree's summed RSS if larger). The bare
 run parses with pyarrow (multi-threaded, float32), builds a `QuantileDMatrix` and calls
 `xgb.train` with the same parameters; its phases are timed separately. Our ingest time is read
 from the training log. The two runs alternate `--repeat` times (default 2) with the CSV in the
@@ -71,15 +72,38 @@ def training_csv(rows: int) -> Path:
 
 
 def measure(argv: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
-    """Run `argv` to completion: wall seconds, exit code, peak RSS of its process tree."""
+    """Run `argv` to completion: wall seconds, exit code, peak RSS.
+
+    The peak is the process's own high-water mark (`VmHWM`, exact since its last exec),
+    read until it exits, or the summed RSS of its process tree if that is larger. `wait4`'s
+    `ru_maxrss` is not used: after a vfork it also counts this (parent) process's memory.
+    """
     start = time.perf_counter()
     proc = start_group(argv, env, log, cwd=REPO)
+    high_water = 0
     with TreeSampler(proc.pid, interval_s=0.02) as sampler:
-        _, status, usage = os.wait4(proc.pid, 0)
+        while True:
+            high_water = max(high_water, _high_water_mark(proc.pid))
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.02)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    peak = max(sampler.peak, usage.ru_maxrss * 1024)
+    peak = max(sampler.peak, high_water)
     return {"wall_s": wall, "exit_code": proc.returncode, "peak_rss_bytes": peak}
+
+
+def _high_water_mark(pid: int) -> int:
+    """`VmHWM` of a running process in bytes (0 once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def _env() -> dict[str, str]:

@@ -2,14 +2,17 @@
 
 A channel is every non-hidden file under `input/data/<channel>/`, nested folders included.
 Its rows become one `Dataset`, which `to_dmatrix` hands to XGBoost without another copy
-(a `QuantileDMatrix` for the `hist` tree method, which is also the default).
+(a `QuantileDMatrix` for the `hist` tree method, which is also the default). With `spill`,
+dense channels (CSV, Parquet) are read as a stream whose features go to a `FeatureSpill` on
+disk, so that memory never holds them whole; labels and weights stay in memory.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ import xgboost as xgb
 from container.errors import ClientError
 from container.training import readers
 from container.training.hyperparameters import Hyperparameters
+from container.training.spill import FeatureSpill, SpillIterator
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,11 @@ READERS: dict[str, Callable[[Path, bool], readers.Batch]] = {
     RECORDIO_PROTOBUF: lambda path, _weights: readers.read_recordio_protobuf(path),
 }
 """Content type → reader. Adding a type is one reader and one line here."""
+STREAMS: dict[str, Callable[[Path, bool], Iterator[readers.Batch]]] = {
+    CSV: readers.stream_csv,
+    PARQUET: readers.stream_parquet,
+}
+"""Dense content types → their streaming reader, for channels spilled to disk."""
 
 ALIASES = {
     "csv": CSV,
@@ -66,7 +75,7 @@ class Dataset:
 
     channel: str
     content_type: str
-    features: pa.Table | sp.csr_matrix
+    features: pa.Table | sp.csr_matrix | FeatureSpill
     label: np.ndarray
     weight: np.ndarray | None
     qid: np.ndarray | None
@@ -85,6 +94,10 @@ class Dataset:
     @property
     def is_sparse(self) -> bool:
         return isinstance(self.features, sp.csr_matrix)
+
+    @property
+    def is_spilled(self) -> bool:
+        return isinstance(self.features, FeatureSpill)
 
 
 def supported_content_types() -> str:
@@ -146,8 +159,13 @@ def load_channel(
     channel_config: Mapping[str, Any],
     csv_weights: bool,
     files: Sequence[Path] | None = None,
+    spill: bool = False,
 ) -> Dataset:
-    """Read every file of a channel (or just `files`, this host's share) into one `Dataset`."""
+    """Read every file of a channel (or just `files`, this host's share) into one `Dataset`.
+
+    With `spill`, a CSV or Parquet channel's features go to a `FeatureSpill` (only
+    `to_dmatrix`'s `QuantileDMatrix` can use it); other formats are read into memory.
+    """
     started = time.perf_counter()
     mode = str(channel_config.get("TrainingInputMode", "File"))
     if mode.lower() == "pipe":
@@ -172,17 +190,21 @@ def load_channel(
             content_type,
             files[0].name,
         )
-    reader = READERS[content_type]
-    batches = [(path, reader(path, csv_weights)) for path in files]
-    batches = [(path, batch) for path, batch in batches if batch.num_rows]
-    if not batches:
+    if spill and content_type in STREAMS:
+        stream = STREAMS[content_type]
+        dataset = _spill(channel, content_type, stream, files, csv_weights, directory.parent)
+    else:
+        reader = READERS[content_type]
+        batches = [(path, reader(path, csv_weights)) for path in files]
+        batches = [(path, batch) for path, batch in batches if batch.num_rows]
+        dataset = _combine(channel, content_type, batches) if batches else None
+    if dataset is None:
         raise ClientError(f"Channel '{channel}' has files under {directory} but no rows.")
-    dataset = _combine(channel, content_type, batches)
     dataset.files = len(files)
     dataset.bytes_read = sum(path.stat().st_size for path in files)
     dataset.seconds = time.perf_counter() - started
     logger.info(
-        "Channel '%s': %d rows x %d features from %d %s file(s), %.1f MB in %.2f s (%.1f MB/s).",
+        "Channel '%s': %d rows x %d features from %d %s file(s), %.1f MB in %.2f s (%.1f MB/s)%s.",
         channel,
         dataset.num_rows,
         dataset.num_columns,
@@ -191,6 +213,7 @@ def load_channel(
         dataset.bytes_read / 1e6,
         dataset.seconds,
         dataset.bytes_read / 1e6 / max(dataset.seconds, 1e-9),
+        "; features spilled to a temporary file" if dataset.is_spilled else "",
     )
     return dataset
 
@@ -205,11 +228,7 @@ def _combine(channel: str, content_type: str, batches: list[tuple[Path, readers.
         raise ClientError(f"Channel '{channel}': some files have qid and others do not.")
     if isinstance(first.features, pa.Table):
         for path, batch in batches[1:]:
-            if batch.num_columns != first.num_columns:
-                raise ClientError(
-                    f"Channel '{channel}': {path} has {batch.num_columns} feature columns but "
-                    f"{first_path} has {first.num_columns}; every file needs the same columns."
-                )
+            _check_width(channel, path, batch.num_columns, first_path, first.num_columns)
         tables = [batch.features for _, batch in batches]
         features: pa.Table | sp.csr_matrix = pa.concat_tables(tables).combine_chunks()
     else:
@@ -227,6 +246,60 @@ def _combine(channel: str, content_type: str, batches: list[tuple[Path, readers.
         bytes_read=0,
         seconds=0.0,
     )
+
+
+def _spill(
+    channel: str,
+    content_type: str,
+    stream: Callable[[Path, bool], Iterator[readers.Batch]],
+    files: Sequence[Path],
+    csv_weights: bool,
+    near: Path,
+) -> Dataset | None:
+    """Stream every file: check it, keep labels and weights, spill the features to disk (in
+    `near`, the folder holding the channels, when it takes files)."""
+    spill: FeatureSpill | None = None
+    first_path = files[0]
+    labels: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    try:
+        for path in files:
+            for batch in stream(path, csv_weights):
+                if not batch.num_rows:
+                    continue
+                if spill is None:
+                    spill, first_path = FeatureSpill(batch.num_columns, near=near), path
+                _check_width(channel, path, batch.num_columns, first_path, spill.num_columns)
+                spill.append(batch.features)
+                labels.append(batch.label)
+                if batch.weight is not None:
+                    weights.append(batch.weight)
+        if spill is None:
+            return None
+        spill.finish()
+    except BaseException:
+        if spill is not None:
+            spill.close()
+        raise
+    return Dataset(
+        channel=channel,
+        content_type=content_type,
+        features=spill,
+        label=np.concatenate(labels),
+        weight=np.concatenate(weights) if weights else None,
+        qid=None,
+        files=0,
+        bytes_read=0,
+        seconds=0.0,
+    )
+
+
+def _check_width(channel: str, path: Path, width: int, first_path: Path, first_width: int) -> None:
+    if width != first_width:
+        raise ClientError(
+            f"Channel '{channel}': {path} has {width} feature columns but "
+            f"{first_path} has {first_width}; every file needs the same columns."
+        )
 
 
 def _with_width(matrix: sp.csr_matrix, width: int) -> sp.csr_matrix:
@@ -275,12 +348,25 @@ def to_dmatrix(
     hyperparameters: Hyperparameters,
     reference: xgb.DMatrix | None = None,
 ) -> xgb.DMatrix:
-    """Hand the rows to XGBoost: a `QuantileDMatrix` for hist (binned, no float copy)."""
+    """Hand the rows to XGBoost: a `QuantileDMatrix` for hist (binned, no float copy).
+
+    A spilled dataset is read back from disk once per pass of XGBoost's, then deleted.
+    """
     meta: dict[str, Any] = {"label": dataset.label, "weight": dataset.weight, "qid": dataset.qid}
     params = hyperparameters.xgboost_params
     nthread = params.get("nthread", -1)
     try:
-        if hyperparameters.uses_quantile_matrix:
+        if dataset.is_spilled:
+            if not hyperparameters.uses_quantile_matrix:
+                raise ValueError("a spilled channel can only become a QuantileDMatrix")
+            with closing(dataset.features) as spill:
+                matrix = xgb.QuantileDMatrix(
+                    SpillIterator(spill, dataset.label, dataset.weight),
+                    ref=reference,
+                    max_bin=params.get("max_bin", 256),
+                    nthread=nthread,
+                )
+        elif hyperparameters.uses_quantile_matrix:
             matrix = xgb.QuantileDMatrix(
                 dataset.features,
                 **meta,

@@ -3,13 +3,16 @@
 CSV and LIBSVM are parsed by Arrow's multi-threaded C++ code (LIBSVM with Arrow compute
 kernels, no Python loop per value); Python only walks a file line by line after Arrow has
 refused it, to name the line and column at fault. Every reader takes gzip files too.
+The dense formats (CSV, Parquet) are read as a stream of `Batch`es of a few thousand rows,
+so a caller can pass the rows on without holding the whole file; `read_csv` and
+`read_parquet` join a stream into one `Batch`.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from container.errors import ClientError
 GZIP_MAGIC = b"\x1f\x8b"
 CSV_BLOCK_BYTES = 1 << 20
 """Arrow parses CSV in blocks of this size on all cores; bigger blocks cost memory, not speed."""
+PARQUET_BATCH_ROWS = 65536
 
 
 @dataclass
@@ -101,29 +105,37 @@ def _first_csv_width(path: Path) -> int:
 
 def read_csv(path: Path, csv_weights: bool) -> Batch:
     """Label in column 0, weight in column 1 when `csv_weights`, no header, empty = missing."""
+    return join_batches(stream_csv(path, csv_weights))
+
+
+def stream_csv(path: Path, csv_weights: bool) -> Iterator[Batch]:
+    """`read_csv`'s rows block by block; a bad cell fails when its block is reached."""
     with _reading(path):
-        return _read_csv(path, csv_weights)
-
-
-def _read_csv(path: Path, csv_weights: bool) -> Batch:
-    width = _first_csv_width(path)
-    if width == 0:
-        return _empty_batch()
-    names = [f"c{i}" for i in range(width)]
-    try:
-        table = pcsv.read_csv(
-            open_stream(path),
-            read_options=pcsv.ReadOptions(column_names=names, block_size=CSV_BLOCK_BYTES),
-            parse_options=pcsv.ParseOptions(delimiter=","),
-            convert_options=pcsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.float32()),
-                null_values=[""],
-                strings_can_be_null=True,
-            ),
-        )
-    except pa.ArrowInvalid as exc:
-        raise ClientError(_locate_csv_error(path, width) or f"{path}: {exc}") from None
-    return _split_label(table, path, csv_weights)
+        width = _first_csv_width(path)
+        if width == 0:
+            return
+        names = [f"c{i}" for i in range(width)]
+        with open_stream(path) as source:
+            try:
+                reader = pcsv.open_csv(
+                    source,
+                    read_options=pcsv.ReadOptions(column_names=names, block_size=CSV_BLOCK_BYTES),
+                    parse_options=pcsv.ParseOptions(delimiter=","),
+                    convert_options=pcsv.ConvertOptions(
+                        column_types=dict.fromkeys(names, pa.float32()),
+                        null_values=[""],
+                        strings_can_be_null=True,
+                    ),
+                )
+                first_row = 0
+                for record_batch in reader:
+                    batch = _split_label(
+                        pa.Table.from_batches([record_batch]), path, csv_weights, first_row
+                    )
+                    first_row += batch.num_rows
+                    yield batch
+            except pa.ArrowInvalid as exc:
+                raise ClientError(_locate_csv_error(path, width) or f"{path}: {exc}") from None
 
 
 def _locate_csv_error(path: Path, width: int) -> str | None:
@@ -151,8 +163,11 @@ def _locate_csv_error(path: Path, width: int) -> str | None:
     return None
 
 
-def _split_label(table: pa.Table, path: Path, with_weight: bool) -> Batch:
-    """Column 0 is the label, column 1 the weight when asked; the rest are features."""
+def _split_label(table: pa.Table, path: Path, with_weight: bool, first_row: int = 0) -> Batch:
+    """Column 0 is the label, column 1 the weight when asked; the rest are features.
+
+    `first_row` is the file's row number of the table's first row, for messages.
+    """
     first_feature = 2 if with_weight else 1
     if table.num_columns <= first_feature:
         raise ClientError(
@@ -161,24 +176,56 @@ def _split_label(table: pa.Table, path: Path, with_weight: bool) -> Batch:
         )
     label = _column_to_numpy(table.column(0))
     weight = _column_to_numpy(table.column(1)) if with_weight else None
-    _check_present(label, path, "label", 1)
+    _check_present(label, path, "label", 1, first_row)
     if weight is not None:
-        _check_present(weight, path, "weight", 2)
+        _check_present(weight, path, "weight", 2, first_row)
     features = table.select(range(first_feature, table.num_columns))
     return Batch(features=features, label=label, weight=weight)
 
 
 def _column_to_numpy(column: pa.ChunkedArray) -> np.ndarray:
-    return column.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return float32_values(column.combine_chunks())
 
 
-def _check_present(values: np.ndarray, path: Path, what: str, column: int) -> None:
+def float32_values(array: pa.Array) -> np.ndarray:
+    """A float32 Arrow array as numpy, nulls as NaN: a view of Arrow's buffer without nulls.
+
+    Read from the buffers directly: pyarrow's `to_numpy` imports pandas (about 40 MB).
+    """
+    if not len(array):
+        return np.empty(0, dtype=np.float32)
+    validity, data = array.buffers()
+    end = array.offset + len(array)
+    values = np.frombuffer(data, dtype=np.float32, count=end)[array.offset :]
+    if not array.null_count:
+        return values
+    bits = np.frombuffer(validity, dtype=np.uint8)
+    valid = np.unpackbits(bits, count=end, bitorder="little")[array.offset :].astype(bool)
+    return np.where(valid, values, np.float32(np.nan))
+
+
+def _check_present(
+    values: np.ndarray, path: Path, what: str, column: int, first_row: int = 0
+) -> None:
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         raise ClientError(
-            f"File {path}, row {bad[0] + 1}: the {what} (column {column}) is missing or not "
-            f"finite; every row needs a numeric {what}."
+            f"File {path}, row {first_row + bad[0] + 1}: the {what} (column {column}) is "
+            f"missing or not finite; every row needs a numeric {what}."
         )
+
+
+def join_batches(batches: Iterable[Batch]) -> Batch:
+    """The rows of a stream of dense `Batch`es as one (an empty stream is an empty batch)."""
+    parts = [batch for batch in batches if batch.num_rows]
+    if not parts:
+        return _empty_batch()
+    weights = [batch.weight for batch in parts]
+    return Batch(
+        features=pa.concat_tables([batch.features for batch in parts]),
+        label=np.concatenate([batch.label for batch in parts]),
+        weight=None if weights[0] is None else np.concatenate(weights),
+    )
 
 
 def _empty_batch() -> Batch:
@@ -283,12 +330,27 @@ def _locate_libsvm_error(path: Path) -> str | None:
 
 def read_parquet(path: Path, csv_weights: bool) -> Batch:
     """Column 0 is the label (column 1 the weight with `csv_weights`); every column numeric."""
+    return join_batches(stream_parquet(path, csv_weights))
+
+
+def stream_parquet(path: Path, csv_weights: bool) -> Iterator[Batch]:
+    """`read_parquet`'s rows a batch at a time (a row group is read when reached)."""
     import pyarrow.parquet as pq
 
-    try:
-        table = pq.read_table(open_stream(path))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ClientError(f"File {path} is not a readable Parquet file: {exc}") from None
+    with open_stream(path) as source:
+        try:
+            record_batches = pq.ParquetFile(source).iter_batches(batch_size=PARQUET_BATCH_ROWS)
+            first_row = 0
+            for record_batch in record_batches:
+                table = _float_columns(pa.Table.from_batches([record_batch]), path)
+                batch = _split_label(table, path, csv_weights, first_row)
+                first_row += batch.num_rows
+                yield batch
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ClientError(f"File {path} is not a readable Parquet file: {exc}") from None
+
+
+def _float_columns(table: pa.Table, path: Path) -> pa.Table:
     columns = []
     for index, (name, column) in enumerate(zip(table.column_names, table.columns, strict=True)):
         try:
@@ -298,8 +360,7 @@ def read_parquet(path: Path, csv_weights: bool) -> Batch:
                 f"File {path}, column {index + 1} ({name!r}) has type {column.type}; "
                 "Parquet training columns must be numeric."
             ) from None
-    names = [f"c{i}" for i in range(len(columns))]
-    return _split_label(pa.table(columns, names=names), path, csv_weights)
+    return pa.table(columns, names=[f"c{i}" for i in range(len(columns))])
 
 
 # --- RecordIO-protobuf -----------------------------------------------------------------------

@@ -1,0 +1,146 @@
+"""A channel's float32 features parked on disk between `QuantileDMatrix`'s passes over them.
+
+XGBoost builds a `QuantileDMatrix` from an iterator in several passes over the data (shape,
+quantile sketch, bin index, column index: four, three with a reference matrix). Holding the
+features in memory for them costs their whole float32 size next to the matrix being built;
+parsing the files again costs a parse per pass. Instead the one pass that reads the files
+appends the features here: they go, column by column in chunks of at most `CHUNK_BYTES`, to
+an unnamed temporary file, which each pass reads back a chunk at a time. Memory then holds
+one chunk, and the page cache (not the process) holds the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import xgboost as xgb
+
+from container.errors import ClientError
+from container.training.readers import float32_values
+
+CHUNK_BYTES = 32 << 20
+"""Float32 bytes per chunk handed to XGBoost: bigger chunks cost memory, not speed."""
+
+
+def _unnamed_file(near: Path | None) -> BinaryIO:
+    """An unnamed temporary file in `near` (on SageMaker, the ML storage volume that holds the
+    input data and is sized for it), else in TMPDIR when `near` takes no files (read-only)."""
+    if near is not None:
+        try:
+            return tempfile.TemporaryFile(prefix=".features-", suffix=".f32", dir=near)
+        except OSError:
+            pass
+    return tempfile.TemporaryFile(prefix="features-", suffix=".f32")
+
+
+class FeatureSpill:
+    """Dense float32 features in an unnamed temporary file; missing values are NaN there."""
+
+    def __init__(
+        self, num_columns: int, chunk_bytes: int | None = None, near: Path | None = None
+    ) -> None:
+        self.num_columns = num_columns
+        self.num_rows = 0
+        self.chunk_rows: list[int] = []
+        self._rows_per_chunk = max(1, (chunk_bytes or CHUNK_BYTES) // (4 * num_columns))
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        # Closed by `close()`; having no name, it also goes when the process ends.
+        self._file = _unnamed_file(near)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.num_rows, self.num_columns
+
+    def append(self, features: pa.Table) -> None:
+        """Add rows (float32 columns, `num_columns` of them); written once a chunk is full."""
+        self._pending.append(features)
+        self._pending_rows += features.num_rows
+        while self._pending_rows >= self._rows_per_chunk:
+            table = pa.concat_tables(self._pending)
+            self._write_chunk(table.slice(0, self._rows_per_chunk))
+            rest = table.slice(self._rows_per_chunk)
+            self._pending, self._pending_rows = [rest], rest.num_rows
+
+    def finish(self) -> None:
+        """Write what is pending and give Arrow's freed parse buffers back to the system."""
+        if self._pending_rows:
+            self._write_chunk(pa.concat_tables(self._pending))
+        self._pending, self._pending_rows = [], 0
+        with self._writing(0):
+            self._file.flush()
+        pa.default_memory_pool().release_unused()
+
+    def _write_chunk(self, table: pa.Table) -> None:
+        with self._writing(table.num_rows):
+            for column in table.columns:
+                self._file.write(float32_values(column.combine_chunks()))
+        self.chunk_rows.append(table.num_rows)
+        self.num_rows += table.num_rows
+
+    @contextlib.contextmanager
+    def _writing(self, rows: int) -> Iterator[None]:
+        """A full disk (or any write error) as a sentence saying what to change."""
+        try:
+            yield
+        except OSError as exc:
+            raise ClientError(
+                f"Could not write the temporary feature file ({self.num_rows + rows} rows x "
+                f"{self.num_columns} float32 features so far): {exc}. It needs as much free "
+                "disk as the features take as float32, on the volume that holds the input "
+                "data; give the job a larger volume (VolumeSizeInGB)."
+            ) from None
+
+    def chunks(self) -> Iterator[tuple[slice, pa.Table]]:
+        """Each chunk's rows (as a slice of the whole) and its features, read from the file."""
+        self._file.seek(0)
+        start = 0
+        names = [f"f{i}" for i in range(self.num_columns)]
+        # One buffer for every chunk: XGBoost is done with a chunk when it asks for the next.
+        buffer = np.empty(max(self.chunk_rows, default=0) * self.num_columns, dtype=np.float32)
+        for rows in self.chunk_rows:
+            values = buffer[: rows * self.num_columns]
+            if self._file.readinto(memoryview(values).cast("B")) != values.nbytes:
+                raise OSError("The temporary feature file ended early: was it truncated?")
+            columns = [
+                pa.Array.from_buffers(pa.float32(), rows, [None, pa.py_buffer(column)])
+                for column in values.reshape(self.num_columns, rows)
+            ]
+            yield slice(start, start + rows), pa.table(columns, names=names)
+            start += rows
+
+    def close(self) -> None:
+        """Delete the file (it has no name, so it also goes when the process ends)."""
+        with contextlib.suppress(OSError):  # unwritten bytes of a file being deleted
+            self._file.close()
+
+
+class SpillIterator(xgb.DataIter):
+    """Hands a spill to XGBoost a chunk at a time, each with its rows' labels and weights."""
+
+    def __init__(self, spill: FeatureSpill, label: np.ndarray, weight: np.ndarray | None) -> None:
+        super().__init__(release_data=True)
+        self._spill = spill
+        self._label = label
+        self._weight = weight
+        self._chunks: Iterator[tuple[slice, pa.Table]] | None = None
+
+    def reset(self) -> None:
+        self._chunks = None
+
+    def next(self, input_data: Callable[..., None]) -> bool:
+        if self._chunks is None:
+            self._chunks = self._spill.chunks()
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return False
+        rows, features = chunk
+        weight = None if self._weight is None else self._weight[rows]
+        input_data(data=features, label=self._label[rows], weight=weight)
+        return True
