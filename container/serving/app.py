@@ -100,6 +100,7 @@ def create_app(
         if not body or body.isspace():
             raise BadRequest("The request body is empty; send at least one row of features.")
         features = DECODERS[content_type](body, limits)
+        del body  # a batch body is the largest object here: free it before predicting
         output = predictor.output(predictor.predict(features), keys)
         response = Response(ENCODERS[accept](output, serving.batch), status=200, mimetype=accept)
         if attributes is not None:
