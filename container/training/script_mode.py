@@ -101,29 +101,35 @@ def run_program(settings: Settings, config: Any, stop: StopRequest) -> None:
     _check_program(program, code_dir, source)
 
     environment.write_env_vars(pip_environment(settings, code_dir))
+    install_error: errors.ClientError | None = None
     with _stderr_tail() as tail:
         try:
             entry_point.install(program, str(code_dir), capture_error=False)
         except errors.ClientError as exc:
-            raise ClientError(_install_failure(exc, program, code_dir, tail.text())) from None
+            install_error = exc
+    if install_error is not None:  # read the tail once the pump has taken all of it
+        raise ClientError(_install_failure(install_error, program, code_dir, tail.text()))
 
     env_vars = env.to_env_vars()
     environment.write_env_vars(env_vars)
     args = env.to_cmd_args()
     logger.info("Running the training program %s %s (code in %s).", program, args, code_dir)
+    failed: errors.ExecuteUserScriptError | None = None
     with _stderr_tail() as tail, _forward_sigterm(stop):
         try:
             runner.get(runner.ProcessRunnerType, program, args, env_vars).run(
                 wait=True, capture_error=False
             )
         except errors.ExecuteUserScriptError as exc:
-            status = exc.return_code
-            if stop.requested:
-                raise TrainingStopped(
-                    f"Training was stopped by SIGTERM; the training program {program} "
-                    f"exited with status {status}."
-                ) from None
-            raise ClientError(program_failure(program, status, tail.text())) from None
+            failed = exc
+    if failed is not None:  # after the block: the pump has taken every byte the program wrote
+        status = failed.return_code
+        if stop.requested:
+            raise TrainingStopped(
+                f"Training was stopped by SIGTERM; the training program {program} "
+                f"exited with status {status}."
+            )
+        raise ClientError(program_failure(program, status, tail.text()))
     logger.info("The training program %s finished.", program)
 
 
