@@ -41,21 +41,11 @@ from sagemaker.session import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from digits_data import DigitsSplit, write_digits_csv
+from example_hyperparameters import HYPERPARAMETERS
 
 DEFAULT_LOCAL_IMAGE = "sagemaker-xgboost-byoc:latest"
 LOCAL_ROLE = "arn:aws:iam::111111111111:role/local-mode-needs-no-role"
 
-# The hyperparameters of SageMaker's own XGBoost digits/MNIST examples, unchanged.
-HYPERPARAMETERS = {
-    "max_depth": 5,
-    "eta": 0.2,
-    "gamma": 4,
-    "min_child_weight": 6,
-    "silent": 0,
-    "objective": "multi:softmax",
-    "num_class": 10,
-    "num_round": 10,
-}
 
 # The training log prints one line per round, `[9]<TAB>train-mlogloss:0.45<TAB>validation-...`,
 # which CloudWatch shows with `#011` for the tab; the regexes are the README's (## Training).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -16,16 +17,12 @@ from container.training.hyperparameters import (
     parse_hyperparameters,
 )
 
-SAGEMAKER_EXAMPLE = {
-    "max_depth": 5,
-    "eta": 0.2,
-    "gamma": 4,
-    "min_child_weight": 6,
-    "silent": 0,
-    "objective": "multi:softmax",
-    "num_class": 10,
-    "num_round": 10,
-}
+from .helpers import REPO
+
+sys.path.insert(0, str(REPO / "examples"))
+import example_hyperparameters
+
+SAGEMAKER_EXAMPLE = example_hyperparameters.HYPERPARAMETERS
 
 
 def decoded(raw: dict[str, str]) -> dict:

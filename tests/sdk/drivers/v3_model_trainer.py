@@ -16,16 +16,8 @@ from sagemaker.core.training.configs import Compute, InputData
 from sagemaker.train import ModelTrainer
 from sagemaker.train.model_trainer import Mode
 
-HYPERPARAMETERS = {
-    "max_depth": 5,
-    "eta": 0.2,
-    "gamma": 4,
-    "min_child_weight": 6,
-    "silent": 0,
-    "objective": "multi:softmax",
-    "num_class": 10,
-    "num_round": 10,
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))
+from example_hyperparameters import HYPERPARAMETERS
 
 
 def main(image: str, train_dir: str, validation_dir: str, container_root: str) -> int:
