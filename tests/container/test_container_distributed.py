@@ -11,34 +11,31 @@ make the others exit non-zero with the reason in `output/failure`.
 
 from __future__ import annotations
 
-import json
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
-import xgboost as xgb
 from docker_helpers import run
-from sklearn.datasets import make_classification
-from sklearn.metrics import accuracy_score, log_loss
+
+# The process tests' data and `/opt/ml` builder (`tests/training` is a package under `tests/`).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.distributed_data import (
+    HYPERPARAMETERS,
+    TRAIN_FILES,
+    Data,
+    build_opt_ml,
+    holdout_scores,
+    make_data,
+    metric_lines,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
-TRAIN_FILES = 6
-HYPERPARAMETERS = {
-    "objective": "binary:logistic",
-    "num_round": "40",
-    "max_depth": "4",
-    "eta": "0.3",
-    "eval_metric": "logloss",
-    "seed": "7",
-    # One thread per host: every container shares this machine's cores.
-    "nthread": "1",
-}
 LONG_RUN = {**HYPERPARAMETERS, "num_round": "100000", "eta": "0.01"}
 """Rounds enough to still be training when a host is killed; the run never gets to its end."""
 HOST_ENV = {"XGB_COLLECTIVE_TIMEOUT_S": "60", "XGB_HOST_RESOLVE_TIMEOUT_S": "30"}
@@ -47,14 +44,6 @@ EXIT_TIMEOUT_S = 240
 """How long a test waits for a container to exit before calling it hung."""
 TOLERANCE = 0.01
 """Largest gap in held-out logloss and accuracy between the distributed and single-host model."""
-
-
-@dataclass(frozen=True)
-class Data:
-    train_parts: list[np.ndarray]
-    validation: np.ndarray
-    holdout_x: np.ndarray
-    holdout_y: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -94,54 +83,7 @@ class Host:
 
 @pytest.fixture(scope="module")
 def data() -> Data:
-    # 16,000 training rows: with much fewer, each host's quantile sketch (and so the model)
-    # drifts from the single host's on its own, which is XGBoost's doing, not the split's.
-    x, y = make_classification(
-        n_samples=22000, n_features=10, n_informative=6, flip_y=0.05, random_state=11
-    )
-    rows = np.column_stack([y, x])
-    train, validation, holdout = rows[:16000], rows[16000:18000], rows[18000:]
-    return Data(
-        train_parts=np.array_split(train, TRAIN_FILES),
-        validation=validation,
-        holdout_x=holdout[:, 1:],
-        holdout_y=holdout[:, 0],
-    )
-
-
-def write_csv(path: Path, rows: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savetxt(path, rows, delimiter=",", fmt="%.8g")
-
-
-def build_opt_ml(
-    opt_ml: Path,
-    names: list[str],
-    current: str,
-    data: Data,
-    distribution: str,
-    hyperparameters: dict[str, str],
-) -> None:
-    """An `/opt/ml` tree as SageMaker lays it out for host `current` among `names`."""
-    config = opt_ml / "input" / "config"
-    config.mkdir(parents=True)
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-    (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": current, "hosts": names, "network_interface_name": "eth0"})
-    )
-    channels = {
-        "train": {"ContentType": "text/csv", "S3DistributionType": distribution},
-        "validation": {"ContentType": "text/csv", "S3DistributionType": "FullyReplicated"},
-    }
-    (config / "inputdataconfig.json").write_text(json.dumps(channels))
-    index = sorted(names).index(current)
-    for number, part in enumerate(data.train_parts):
-        # ShardedByS3Key: SageMaker hands each host every n-th object; else every host gets all.
-        if distribution == "FullyReplicated" or number % len(names) == index:
-            write_csv(opt_ml / "input" / "data" / "train" / f"part-{number}.csv", part)
-    write_csv(opt_ml / "input" / "data" / "validation" / "validation.csv", data.validation)
-    (opt_ml / "model").mkdir()
-    (opt_ml / "output").mkdir()
+    return make_data()
 
 
 def docker_run_train(image: str, name: str, opt_ml: Path, network: str) -> None:
@@ -193,7 +135,7 @@ class DockerCluster:
         self.names.extend(names)
         hosts = [Host(name=name, opt_ml=self.root / name) for name in names]
         for host in hosts:
-            build_opt_ml(host.opt_ml, names, host.name, data, distribution, hyperparameters)
+            build_opt_ml(host.opt_ml, names, host.name, data, distribution, hyperparameters, "eth0")
         for host in hosts:
             docker_run_train(self.image, host.name, host.opt_ml, self.network)
         return hosts
@@ -214,19 +156,6 @@ def docker_cluster(
     cluster.remove()
 
 
-def holdout_scores(model_file: Path, data: Data) -> tuple[float, float]:
-    booster = xgb.Booster(model_file=bytearray(model_file.read_bytes()))
-    probabilities = booster.predict(xgb.DMatrix(data.holdout_x))
-    return (
-        log_loss(data.holdout_y, probabilities),
-        accuracy_score(data.holdout_y, probabilities > 0.5),
-    )
-
-
-def metric_lines(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("[") and "\ttrain-" in line]
-
-
 def all_logs(hosts: list[Host]) -> str:
     return "\n\n".join(f"--- {host.name}:\n{host.logs()[-2000:]}" for host in hosts)
 
@@ -238,7 +167,7 @@ def single_host_scores(
     """Held-out scores of the model one container trains on all the data (no network at all)."""
     name = f"xgb-byoc-test-single-{uuid.uuid4().hex[:8]}"
     host = Host(name=name, opt_ml=tmp_path_factory.mktemp("single") / "opt_ml")
-    build_opt_ml(host.opt_ml, [name], name, data, "FullyReplicated", HYPERPARAMETERS)
+    build_opt_ml(host.opt_ml, [name], name, data, "FullyReplicated", HYPERPARAMETERS, "eth0")
     try:
         docker_run_train(image, name, host.opt_ml, "none")
         code = host.wait()

@@ -8,7 +8,6 @@ a host that does not resolve must fail with a sentence naming it.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -21,34 +20,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xgboost as xgb
-from sklearn.datasets import make_classification
-from sklearn.metrics import accuracy_score, log_loss
+
+from .distributed_data import (
+    HYPERPARAMETERS,
+    Data,
+    build_opt_ml,
+    holdout_scores,
+    make_data,
+    metric_lines,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
-TRAIN_FILES = 6
-HYPERPARAMETERS = {
-    "objective": "binary:logistic",
-    "num_round": "40",
-    "max_depth": "4",
-    "eta": "0.3",
-    "eval_metric": "logloss",
-    "seed": "7",
-    # One thread per host: several hosts share this machine's cores.
-    "nthread": "1",
-}
 EXIT_TIMEOUT_S = 240
 """How long a test waits for a host to exit before calling it hung."""
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass(frozen=True)
-class Data:
-    train_parts: list[np.ndarray]
-    validation: np.ndarray
-    holdout_x: np.ndarray
-    holdout_y: np.ndarray
 
 
 @dataclass
@@ -74,60 +61,13 @@ class Host:
 
 @pytest.fixture(scope="module")
 def data() -> Data:
-    # 16,000 training rows: with much fewer, each host's quantile sketch (and so the model)
-    # drifts from the single host's on its own, which is XGBoost's doing, not the split's.
-    x, y = make_classification(
-        n_samples=22000, n_features=10, n_informative=6, flip_y=0.05, random_state=11
-    )
-    rows = np.column_stack([y, x])
-    train, validation, holdout = rows[:16000], rows[16000:18000], rows[18000:]
-    return Data(
-        train_parts=np.array_split(train, TRAIN_FILES),
-        validation=validation,
-        holdout_x=holdout[:, 1:],
-        holdout_y=holdout[:, 0],
-    )
+    return make_data()
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def write_csv(path: Path, rows: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savetxt(path, rows, delimiter=",", fmt="%.8g")
-
-
-def build_tree(
-    base: Path,
-    names: list[str],
-    current: str,
-    data: Data,
-    distribution: str,
-    hyperparameters: dict[str, str],
-) -> None:
-    """An `/opt/ml` tree as SageMaker lays it out for `current` among `names`."""
-    config = base / "input" / "config"
-    config.mkdir(parents=True)
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-    (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": current, "hosts": names, "network_interface_name": "lo"})
-    )
-    channels = {
-        "train": {"ContentType": "text/csv", "S3DistributionType": distribution},
-        "validation": {"ContentType": "text/csv", "S3DistributionType": "FullyReplicated"},
-    }
-    (config / "inputdataconfig.json").write_text(json.dumps(channels))
-    index = sorted(names).index(current)
-    for number, part in enumerate(data.train_parts):
-        # ShardedByS3Key: SageMaker hands each host every n-th object; else every host gets all.
-        if distribution == "FullyReplicated" or number % len(names) == index:
-            write_csv(base / "input" / "data" / "train" / f"part-{number}.csv", part)
-    write_csv(base / "input" / "data" / "validation" / "validation.csv", data.validation)
-    (base / "model").mkdir()
-    (base / "output").mkdir()
 
 
 def start_host(base: Path, name: str, port: int, extra_env: dict[str, str]) -> Host:
@@ -177,7 +117,9 @@ class LocalCluster:
         self.ports[tag] = free_port()
         for name in names:
             base = self.base(name, tag)
-            build_tree(base, names, name, data, distribution, hyperparameters or HYPERPARAMETERS)
+            build_opt_ml(
+                base, names, name, data, distribution, hyperparameters or HYPERPARAMETERS, "lo"
+            )
             if checkpoints:
                 (base / "checkpoints").mkdir()
 
@@ -223,23 +165,10 @@ def wait_for_line(host: Host, text: str) -> None:
         time.sleep(0.2)
 
 
-def holdout_scores(model_file: Path, data: Data) -> tuple[float, float]:
-    booster = xgb.Booster(model_file=bytearray(model_file.read_bytes()))
-    probabilities = booster.predict(xgb.DMatrix(data.holdout_x))
-    return (
-        log_loss(data.holdout_y, probabilities),
-        accuracy_score(data.holdout_y, probabilities > 0.5),
-    )
-
-
-def metric_lines(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("[") and "\ttrain-" in line]
-
-
 @pytest.fixture(scope="module")
 def single_host_scores(data: Data, tmp_path_factory: pytest.TempPathFactory) -> tuple[float, float]:
     base = tmp_path_factory.mktemp("single") / "host-algo-1"
-    build_tree(base, ["algo-1"], "algo-1", data, "FullyReplicated", HYPERPARAMETERS)
+    build_opt_ml(base, ["algo-1"], "algo-1", data, "FullyReplicated", HYPERPARAMETERS, "lo")
     host = start_host(base, "algo-1", free_port(), {})
     assert wait_all([host]) == [0], host.output
     return holdout_scores(host.model_file, data)
