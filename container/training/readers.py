@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import scipy.sparse as sp
 
+from container.arrow_values import float_values
 from container.errors import ClientError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -184,24 +185,7 @@ def _split_label(table: pa.Table, path: Path, with_weight: bool, first_row: int 
 
 
 def _column_to_numpy(column: pa.ChunkedArray) -> np.ndarray:
-    return float32_values(column.combine_chunks())
-
-
-def float32_values(array: pa.Array) -> np.ndarray:
-    """A float32 Arrow array as numpy, nulls as NaN: a view of Arrow's buffer without nulls.
-
-    Read from the buffers directly: pyarrow's `to_numpy` imports pandas (about 40 MB).
-    """
-    if not len(array):
-        return np.empty(0, dtype=np.float32)
-    validity, data = array.buffers()
-    end = array.offset + len(array)
-    values = np.frombuffer(data, dtype=np.float32, count=end)[array.offset :]
-    if not array.null_count:
-        return values
-    bits = np.frombuffer(validity, dtype=np.uint8)
-    valid = np.unpackbits(bits, count=end, bitorder="little")[array.offset :].astype(bool)
-    return np.where(valid, values, np.float32(np.nan))
+    return float_values(column.combine_chunks())
 
 
 def _check_present(

@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import xgboost as xgb
 
+from container.arrow_values import float_values
 from container.errors import ClientError
-from container.training.readers import float32_values
 
 CHUNK_BYTES = 32 << 20
 """Float32 bytes per chunk handed to XGBoost: bigger chunks cost memory, not speed."""
@@ -80,7 +80,7 @@ class FeatureSpill:
     def _write_chunk(self, table: pa.Table) -> None:
         with self._writing(table.num_rows):
             for column in table.columns:
-                self._file.write(float32_values(column.combine_chunks()))
+                self._file.write(float_values(column.combine_chunks()))
         self.chunk_rows.append(table.num_rows)
         self.num_rows += table.num_rows
 

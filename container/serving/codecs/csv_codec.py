@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from container.arrow_values import float_values
 from container.errors import BadRequest
 from container.serving.codecs import text_format
 from container.serving.codecs.limits import Limits
@@ -102,21 +103,6 @@ def _explain(message: str) -> BadRequest:
     return BadRequest(f"text/csv body could not be read: {message}. {_HELP}")
 
 
-def _float64_view(column: pa.Array) -> np.ndarray:
-    """A float64 Arrow array as numpy, nulls (empty fields) as NaN.
-
-    Read from the buffers directly: pyarrow's `to_numpy` and `fill_null` import pandas on first
-    use (about a second in every worker), which serving otherwise never loads.
-    """
-    validity, data = column.buffers()
-    count, offset = len(column), column.offset
-    values = np.frombuffer(data, dtype=np.float64, count=count, offset=offset * 8)
-    if column.null_count:
-        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
-        values = np.where(bits[offset : offset + count].astype(bool), values, np.nan)
-    return values
-
-
 def _parse_arrow(body: memoryview, rows: int, columns: int) -> np.ndarray | None:
     """Stream the body through pyarrow's reader, block by block, into one preallocated matrix.
 
@@ -146,7 +132,7 @@ def _parse_arrow(body: memoryview, rows: int, columns: int) -> np.ndarray | None
                     return None
                 with np.errstate(over="ignore"):  # beyond float32: inf, refused later by name
                     for i, column in enumerate(batch.columns):
-                        by_column[i, filled : filled + count] = _float64_view(column)
+                        by_column[i, filled : filled + count] = float_values(column)
                 filled += count
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None  # numpy re-reads it and names the bad cell
