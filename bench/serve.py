@@ -158,6 +158,13 @@ class RunningServer:
     def pids(self) -> list[int]:
         return process_tree(self.proc.pid)
 
+    def post(self, body: bytes) -> tuple[bytes, float]:
+        """POST `body` as CSV: the answer and its seconds; raises unless the status is 200."""
+        status, answer, seconds = post_csv(self.port, body)
+        if status != 200:
+            raise RuntimeError(f"{self.name} answered {status}: {answer[:300]!r}")
+        return answer, seconds
+
 
 @contextmanager
 def running(
@@ -190,9 +197,7 @@ def parse_answer(body: bytes, rows: int) -> np.ndarray:
 
 def check_answer(server: RunningServer, body: bytes, expected: np.ndarray) -> float:
     """Largest absolute difference between the server's predictions and in-process ones."""
-    status, answer, _ = post_csv(server.port, body)
-    if status != 200:
-        raise RuntimeError(f"{server.name} answered {status}: {answer[:300]!r}")
+    answer, _ = server.post(body)
     got = parse_answer(answer, len(expected))
     if got.shape != expected.shape:
         raise RuntimeError(f"{server.name} answered shape {got.shape}, expected {expected.shape}")
@@ -205,9 +210,7 @@ def warm_up(server: RunningServer, body: bytes, seconds: float, connections: int
     def loop() -> int:
         end, sent = time.perf_counter() + seconds, 0
         while sent < 4 or time.perf_counter() < end:
-            status, answer, _ = post_csv(server.port, body)
-            if status != 200:
-                raise RuntimeError(f"{server.name} answered {status}: {answer[:300]!r}")
+            server.post(body)
             sent += 1
         return sent
 
@@ -247,14 +250,9 @@ def _concurrent_batches(server: RunningServer, body: bytes, requests: int) -> fl
     """Seconds for `requests` batch requests sent at once (SageMaker's MaxConcurrentTransforms
     is the worker count, so a batch transform job keeps every worker busy like this)."""
 
-    def one() -> None:
-        status, answer, _ = post_csv(server.port, body)
-        if status != 200:
-            raise RuntimeError(f"{server.name} answered {status}: {answer[:300]!r}")
-
     start = time.perf_counter()
     with ThreadPoolExecutor(requests) as pool:
-        for future in [pool.submit(one) for _ in range(requests)]:
+        for future in [pool.submit(server.post, body) for _ in range(requests)]:
             future.result()
     return time.perf_counter() - start
 
@@ -272,15 +270,11 @@ def run_batch(
     peaks_reset = reset_peaks(pids)
     times: list[float] = []
     with TreeSampler(server.proc.pid, interval_s=0.01) as sampler:
-        status, answer, cold_s = post_csv(server.port, body)
-        if status != 200:
-            raise RuntimeError(f"{server.name} answered {status}: {answer[:300]!r}")
+        answer, cold_s = server.post(body)
         diff = float(np.max(np.abs(parse_answer(answer, rows) - expected)))
         warm_up(server, warm_body, cfg.warmup_s, connections=2 * cfg.workers)
         for i in range(cfg.batch_repeats + 1):
-            status, answer, seconds = post_csv(server.port, body)
-            if status != 200:
-                raise RuntimeError(f"{server.name} answered {status}: {answer[:300]!r}")
+            answer, seconds = server.post(body)
             if i:
                 times.append(seconds)
         concurrent_s = _concurrent_batches(server, body, cfg.workers)
