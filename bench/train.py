@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as `python bench/train.py`
 
 import xgboost as xgb
 
-from bench.processes import TreeSampler, start_group, tail
+from bench.processes import TreeSampler, peak_rss_bytes, start_group, tail
 from bench.workload import DEPTH, FEATURES, write_training_csv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def measure(argv: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
     high_water = 0
     with TreeSampler(proc.pid, interval_s=0.02) as sampler:
         while True:
-            high_water = max(high_water, _high_water_mark(proc.pid))
+            high_water = max(high_water, peak_rss_bytes([proc.pid]))
             pid, status = os.waitpid(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -92,18 +92,6 @@ def measure(argv: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     peak = max(sampler.peak, high_water)
     return {"wall_s": wall, "exit_code": proc.returncode, "peak_rss_bytes": peak}
-
-
-def _high_water_mark(pid: int) -> int:
-    """`VmHWM` of a running process in bytes (0 once it has exited)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def _env() -> dict[str, str]:
@@ -204,8 +192,6 @@ def run(rows: int, out: Path, repeats: int) -> dict[str, Any]:
     ours = ours | {"peak_rss_bytes": max(r["peak_rss_bytes"] for r in ourses)}
     reference_s = _reference_s(bare)
     matrix_bytes = rows * FEATURES * 4
-    reference_s = bare["parse_s"] + bare["to_numpy_s"] + bare["quantile_dmatrix_s"]
-    reference_s += bare["train_s"]
     results = {
         "meta": {
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
