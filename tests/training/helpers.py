@@ -124,3 +124,12 @@ def binary_rows(n: int = 300, features: int = 5, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, features))
     return np.column_stack([(x[:, 0] + x[:, 1] > 0).astype(float), x])
+
+
+def write_tree(directory: Path, files: dict[str, bytes | str]) -> Path:
+    """Write `files` (relative name → content) under `directory`, folders included."""
+    for name, content in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return directory

@@ -18,15 +18,7 @@ from container.errors import ClientError
 from container.training import data_loading
 from container.training.hyperparameters import parse_hyperparameters
 
-
-def write(directory: Path, files: dict[str, bytes | str]) -> Path:
-    for name, content in files.items():
-        path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            content = content.encode()
-        path.write_bytes(content)
-    return directory
+from .helpers import write_tree
 
 
 def load(directory: Path, content_type: str | None = None, csv_weights: bool = False):
@@ -64,7 +56,7 @@ def test_csv_label_first_empty_fields_missing_nested_gzip_and_hidden(tmp_path: P
         ".cache/c.csv": "x\n",
         "empty.csv": "",
     }
-    dataset = load(write(tmp_path, files), "text/csv")
+    dataset = load(write_tree(tmp_path, files), "text/csv")
     assert dataset.num_rows == 4
     assert dataset.num_columns == 2
     assert dataset.files == 3
@@ -75,19 +67,19 @@ def test_csv_label_first_empty_fields_missing_nested_gzip_and_hidden(tmp_path: P
 
 
 def test_csv_weights_take_column_two(tmp_path: Path) -> None:
-    dataset = load(write(tmp_path, {"w.csv": "1,0.5,3,4\n0,2,5,6\n"}), "text/csv", True)
+    dataset = load(write_tree(tmp_path, {"w.csv": "1,0.5,3,4\n0,2,5,6\n"}), "text/csv", True)
     assert dataset.weight.tolist() == [0.5, 2.0]
     assert dense(dataset).tolist() == [[3, 4], [5, 6]]
 
 
 def test_csv_content_type_parameters(tmp_path: Path) -> None:
-    dataset = load(write(tmp_path, {"a.csv": "1,2\n"}), "text/csv; label_size=1")
+    dataset = load(write_tree(tmp_path, {"a.csv": "1,2\n"}), "text/csv; label_size=1")
     assert dataset.num_rows == 1
 
 
 def test_libsvm_with_weights_and_qid(tmp_path: Path) -> None:
     text = "1:0.5 qid:3 0:1.5 2:2\n0:2 qid:3 1:4 2:\n\n1 qid:4 2:1\n"
-    dataset = load(write(tmp_path, {"r.libsvm": text}), "text/libsvm")
+    dataset = load(write_tree(tmp_path, {"r.libsvm": text}), "text/libsvm")
     assert dataset.label.tolist() == [1, 0, 1]
     assert dataset.weight.tolist() == [0.5, 2.0, 1.0]
     assert dataset.qid.tolist() == [3, 3, 4]
@@ -99,7 +91,9 @@ def test_libsvm_with_weights_and_qid(tmp_path: Path) -> None:
 
 def test_parquet_label_first(tmp_path: Path) -> None:
     table = pa.table({"y": [1.0, 0.0], "a": [3, 4], "b": [5.5, None]})
-    dataset = load(write(tmp_path, {"d.parquet": parquet_bytes(table)}), "application/x-parquet")
+    dataset = load(
+        write_tree(tmp_path, {"d.parquet": parquet_bytes(table)}), "application/x-parquet"
+    )
     assert dataset.label.tolist() == [1, 0]
     values = dense(dataset)
     assert values[0].tolist() == [3, 5.5]
@@ -113,7 +107,7 @@ def test_recordio_protobuf_dense_and_sparse(tmp_path: Path) -> None:
         "dense.pbr": recordio_bytes(x, labels),
         "sparse.pbr": recordio_bytes(sp.csr_matrix(x), labels),
     }
-    dataset = load(write(tmp_path, files), "application/x-recordio-protobuf")
+    dataset = load(write_tree(tmp_path, files), "application/x-recordio-protobuf")
     assert dataset.num_rows == 4
     matrix = dataset.features.toarray()
     assert matrix[0].tolist() == [1, 0, 2]
@@ -135,7 +129,7 @@ def test_format_is_detected_and_logged_without_content_type(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str, content, expected: str
 ) -> None:
     with caplog.at_level(logging.INFO):
-        dataset = load(write(tmp_path, {name: content}))
+        dataset = load(write_tree(tmp_path, {name: content}))
     assert dataset.content_type == expected
     assert f"Channel 'train' has no ContentType: detected {expected}" in caplog.text
 
@@ -243,7 +237,7 @@ def test_bad_data_fails_with_a_sentence(
     tmp_path: Path, files: dict, content_type: str, message: str
 ) -> None:
     with pytest.raises(ClientError) as caught:
-        load(write(tmp_path, files), content_type)
+        load(write_tree(tmp_path, files), content_type)
     assert message in caught.value.message
 
 
@@ -268,7 +262,7 @@ def test_labels_must_suit_the_objective(
     tmp_path: Path, hyperparameters: dict, labels: str, message: str
 ) -> None:
     text = "".join(f"{label},1\n" for label in labels.split())
-    dataset = load(write(tmp_path, {"a.csv": text}), "text/csv")
+    dataset = load(write_tree(tmp_path, {"a.csv": text}), "text/csv")
     with pytest.raises(ClientError) as caught:
         data_loading.check_labels(
             dataset, parse_hyperparameters({"num_round": 1, **hyperparameters})
@@ -277,16 +271,16 @@ def test_labels_must_suit_the_objective(
 
 
 def test_validation_width_must_match_dense_train(tmp_path: Path) -> None:
-    train = load(write(tmp_path / "t", {"a.csv": "1,2,3\n"}), "text/csv")
-    validation = load(write(tmp_path / "v", {"a.csv": "1,2\n"}), "text/csv")
+    train = load(write_tree(tmp_path / "t", {"a.csv": "1,2,3\n"}), "text/csv")
+    validation = load(write_tree(tmp_path / "v", {"a.csv": "1,2\n"}), "text/csv")
     with pytest.raises(ClientError) as caught:
         data_loading.match_width(validation, train)
     assert "Channel 'validation' has 1 feature columns but 'train' has 2" in caught.value.message
 
 
 def test_sparse_validation_may_be_narrower(tmp_path: Path) -> None:
-    train = load(write(tmp_path / "t", {"a": "1 0:1 4:2\n"}), "text/libsvm")
-    validation = load(write(tmp_path / "v", {"a": "1 0:1\n"}), "text/libsvm")
+    train = load(write_tree(tmp_path / "t", {"a": "1 0:1 4:2\n"}), "text/libsvm")
+    validation = load(write_tree(tmp_path / "v", {"a": "1 0:1\n"}), "text/libsvm")
     data_loading.match_width(validation, train)
     assert validation.num_columns == train.num_columns == 5
 
@@ -295,7 +289,7 @@ def test_sparse_validation_may_be_narrower(tmp_path: Path) -> None:
 def test_to_dmatrix_keeps_rows_labels_weights_without_feature_names(
     tmp_path: Path, tree_method: str
 ) -> None:
-    dataset = load(write(tmp_path, {"a.csv": "1,0.5,3,4\n0,2,5,\n"}), "text/csv", True)
+    dataset = load(write_tree(tmp_path, {"a.csv": "1,0.5,3,4\n0,2,5,\n"}), "text/csv", True)
     hp = parse_hyperparameters({"num_round": 1, "tree_method": tree_method})
     matrix = data_loading.to_dmatrix(dataset, hp)
     assert (matrix.num_row(), matrix.num_col()) == (2, 2)

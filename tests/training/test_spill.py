@@ -21,7 +21,7 @@ from container.errors import ClientError
 from container.training import data_loading, spill
 from container.training.hyperparameters import parse_hyperparameters
 
-from .helpers import REPO, binary_rows, csv_text, make_job
+from .helpers import REPO, binary_rows, csv_text, make_job, write_tree
 
 SMALL_CHUNK_BYTES = 4096
 """Forces many chunks (and so many XGBoost batches) out of a few thousand rows."""
@@ -30,14 +30,6 @@ SMALL_CHUNK_BYTES = 4096
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spill, "CHUNK_BYTES", SMALL_CHUNK_BYTES)
-
-
-def write(directory: Path, files: dict[str, bytes | str]) -> Path:
-    for name, content in files.items():
-        path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return directory
 
 
 def load(directory: Path, content_type: str, *, spilled: bool, csv_weights: bool = False):
@@ -103,7 +95,7 @@ CHANNELS = {
 def test_spilled_channel_holds_the_rows_read_into_memory(tmp_path: Path, kind: str) -> None:
     content_type, files = CHANNELS[kind]
     rows = noisy_rows(3000, 6, seed=1)
-    write(tmp_path, files(rows))
+    write_tree(tmp_path, files(rows))
     spilled = load(tmp_path, content_type, spilled=True, csv_weights=True)
     in_memory = load(tmp_path, content_type, spilled=False, csv_weights=True)
 
@@ -123,8 +115,8 @@ def test_spilled_channel_holds_the_rows_read_into_memory(tmp_path: Path, kind: s
 @pytest.mark.parametrize("kind", list(CHANNELS))
 def test_spilled_matrices_train_the_same_model_as_in_memory_ones(tmp_path: Path, kind: str) -> None:
     content_type, files = CHANNELS[kind]
-    train_dir = write(tmp_path / "train", files(noisy_rows(3000, 6, seed=2)))
-    valid_dir = write(tmp_path / "validation", files(noisy_rows(3000, 6, seed=3)))
+    train_dir = write_tree(tmp_path / "train", files(noisy_rows(3000, 6, seed=2)))
+    valid_dir = write_tree(tmp_path / "validation", files(noisy_rows(3000, 6, seed=3)))
     hp = parse_hyperparameters({"num_round": 5, "objective": "binary:logistic", "max_bin": 64})
     models, evals, matrices = [], [], []
     for spilled in (True, False):
@@ -180,7 +172,7 @@ MID_STREAM_FAULTS = [
 def test_faults_found_mid_stream_name_the_file_and_line(
     tmp_path: Path, files: dict, message: str, spilled: bool
 ) -> None:
-    write(tmp_path, files)
+    write_tree(tmp_path, files)
     with pytest.raises(ClientError) as caught:
         load(tmp_path, "text/csv", spilled=spilled)
     assert message in caught.value.message
@@ -190,14 +182,14 @@ def test_faults_found_mid_stream_name_the_file_and_line(
 def test_spilled_parquet_with_a_text_column_is_refused(tmp_path: Path) -> None:
     sink = io.BytesIO()
     pq.write_table(pa.table({"y": [1.0, 0.0], "s": ["a", "b"]}), sink)
-    write(tmp_path, {"a.parquet": sink.getvalue()})
+    write_tree(tmp_path, {"a.parquet": sink.getvalue()})
     with pytest.raises(ClientError) as caught:
         load(tmp_path, "application/x-parquet", spilled=True)
     assert "column 2 ('s') has type string" in caught.value.message
 
 
 def test_spilled_labels_are_checked_against_the_objective(tmp_path: Path) -> None:
-    write(tmp_path, {"a.csv": "1,1\n" * 3000 + "2,1\n"})
+    write_tree(tmp_path, {"a.csv": "1,1\n" * 3000 + "2,1\n"})
     dataset = load(tmp_path, "text/csv", spilled=True)
     hp = parse_hyperparameters({"num_round": 1, "objective": "binary:logistic"})
     with pytest.raises(ClientError) as caught:
@@ -207,7 +199,7 @@ def test_spilled_labels_are_checked_against_the_objective(tmp_path: Path) -> Non
 
 
 def test_libsvm_is_read_into_memory_even_when_spilling_is_asked(tmp_path: Path) -> None:
-    write(tmp_path, {"a.libsvm": "1 0:1 3:2\n0 1:4\n"})
+    write_tree(tmp_path, {"a.libsvm": "1 0:1 3:2\n0 1:4\n"})
     dataset = load(tmp_path, "text/libsvm", spilled=True)
     assert dataset.is_sparse and dataset.num_columns == 4
 
