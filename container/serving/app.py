@@ -43,58 +43,25 @@ def requested_output(attributes: str | None) -> str | None:
     return None
 
 
-def create_app(
-    model: LoadedModel | None,
-    settings: Settings,
-    user_view: Callable[[], Response] | None = None,
-) -> Flask:
-    """Build the Flask app around `model`; output keys from settings are validated here.
-
-    `user_view` answers /invocations in place of the built-in steps (the user's inference code,
-    `user_hooks.py`); `model` is then None when that code's model is not an XGBoost booster.
-    """
+def _builtin_invocations(
+    model: LoadedModel, settings: Settings, default_accept: str
+) -> Callable[[], Response]:
+    """The built-in /invocations view: headers → decode → predict → encode → response. Output
+    keys from settings are validated here, when the app is built."""
     serving = settings.serving
-    predictor = Predictor(model) if model is not None else None
-    default_keys = (
-        parse_output_keys(serving.inference_output, model.objective, "SAGEMAKER_INFERENCE_OUTPUT")
-        if model is not None
-        else ()
+    predictor = Predictor(model)
+    objective = model.objective
+    default_keys = parse_output_keys(
+        serving.inference_output, objective, "SAGEMAKER_INFERENCE_OUTPUT"
     )
-    default_accept = headers.media_type_of(serving.default_accept)
-    if default_accept not in ENCODERS:
-        raise ClientError(
-            f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={serving.default_accept!r} is not a response "
-            f"type this server writes; use one of: {', '.join(ENCODERS)}."
-        )
     limits = Limits(max_rows=serving.max_rows, max_columns=serving.max_columns)
-    execution_parameters = json.dumps(
-        {
-            "MaxConcurrentTransforms": serving.workers,
-            "BatchStrategy": "MultiRecord",
-            "MaxPayloadInMB": serving.max_payload_mb,
-        }
-    )
     source = f"{CUSTOM_ATTRIBUTES} {OUTPUT_ATTRIBUTE}="
-    app = Flask(__name__)
 
-    @app.get("/ping")
-    def ping() -> Response:
-        return Response(status=200)
-
-    @app.get("/execution-parameters")
-    def execution_params() -> Response:
-        return Response(execution_parameters, status=200, mimetype="application/json")
-
-    @app.post("/invocations")
     def invocations() -> Response:
-        if user_view is not None:
-            return user_view()
         content_type = headers.parse_content_type(request.headers.get("Content-Type"), DECODERS)
         accept = headers.choose_accept(request.headers.get("Accept"), ENCODERS, default_accept)
         attributes = request.headers.get(CUSTOM_ATTRIBUTES)
         chosen = requested_output(attributes)
-        assert model is not None and predictor is not None  # no user view: a booster is loaded
-        objective = model.objective
         keys = default_keys if chosen is None else parse_output_keys(chosen, objective, source)
         body = read_body(request.stream, request.content_length, serving.max_payload_bytes)
         if not body or body.isspace():
@@ -106,6 +73,49 @@ def create_app(
         if attributes is not None:
             response.headers[CUSTOM_ATTRIBUTES] = attributes
         return response
+
+    return invocations
+
+
+def create_app(
+    model: LoadedModel | None,
+    settings: Settings,
+    user_view: Callable[[], Response] | None = None,
+) -> Flask:
+    """Build the Flask app around `model`; settings are validated here.
+
+    `user_view` answers /invocations in place of the built-in steps (the user's inference code,
+    `user_hooks.py`); `model` is then None when that code's model is not an XGBoost booster.
+    """
+    serving = settings.serving
+    default_accept = headers.media_type_of(serving.default_accept)
+    if default_accept not in ENCODERS:
+        raise ClientError(
+            f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={serving.default_accept!r} is not a response "
+            f"type this server writes; use one of: {', '.join(ENCODERS)}."
+        )
+    execution_parameters = json.dumps(
+        {
+            "MaxConcurrentTransforms": serving.workers,
+            "BatchStrategy": "MultiRecord",
+            "MaxPayloadInMB": serving.max_payload_mb,
+        }
+    )
+    app = Flask(__name__)
+
+    @app.get("/ping")
+    def ping() -> Response:
+        return Response(status=200)
+
+    @app.get("/execution-parameters")
+    def execution_params() -> Response:
+        return Response(execution_parameters, status=200, mimetype="application/json")
+
+    if user_view is None:
+        if model is None:
+            raise TypeError("create_app needs a model, or the user's view to answer without one")
+        user_view = _builtin_invocations(model, settings, default_accept)
+    app.add_url_rule("/invocations", "invocations", user_view, methods=["POST"])
 
     @app.errorhandler(Exception)
     def render_error(error: Exception) -> Response:
