@@ -70,7 +70,7 @@ PARQUET_MAGIC = b"PAR1"
 
 
 @dataclass
-class Dataset:
+class Dataset(readers.LabelledRows):
     """Every row of one channel, ready for XGBoost."""
 
     channel: str
@@ -82,14 +82,6 @@ class Dataset:
     files: int
     bytes_read: int
     seconds: float
-
-    @property
-    def num_rows(self) -> int:
-        return int(self.label.shape[0])
-
-    @property
-    def num_columns(self) -> int:
-        return int(self.features.shape[1])
 
     @property
     def is_sparse(self) -> bool:

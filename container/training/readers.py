@@ -33,14 +33,11 @@ CSV_BLOCK_BYTES = 1 << 20
 PARQUET_BATCH_ROWS = 65536
 
 
-@dataclass
-class Batch:
-    """The rows of one file. `features` is an Arrow table (dense) or a CSR matrix (sparse)."""
+class LabelledRows:
+    """The shape of rows held as `features` (anything with a 2-D `shape`) and one `label` each."""
 
-    features: pa.Table | sp.csr_matrix
+    features: Any
     label: np.ndarray
-    weight: np.ndarray | None = None
-    qid: np.ndarray | None = None
 
     @property
     def num_rows(self) -> int:
@@ -49,6 +46,16 @@ class Batch:
     @property
     def num_columns(self) -> int:
         return int(self.features.shape[1])
+
+
+@dataclass
+class Batch(LabelledRows):
+    """The rows of one file. `features` is an Arrow table (dense) or a CSR matrix (sparse)."""
+
+    features: pa.Table | sp.csr_matrix
+    label: np.ndarray
+    weight: np.ndarray | None = None
+    qid: np.ndarray | None = None
 
 
 def is_gzip(path: Path) -> bool:
