@@ -7,8 +7,10 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,31 @@ IMAGE_NAME = "sagemaker-xgboost-byoc"
 TEST_TAG = "test"
 READY_TIMEOUT_S = 120
 """Upper bound on a server's start-up; a readiness deadline, not a speed assertion."""
+SCRIPT_MODE_WHEELS = REPO / ".cache" / "script-mode-wheels"
+SKLEARN_CLOSURE = ("scikit-learn", "joblib", "threadpoolctl", "narwhals", "cloudpickle")
+"""scikit-learn and what it needs beyond the image's numpy and scipy, at the host venv's
+versions (the same lock as the image)."""
+
+
+def script_mode_wheels() -> Path:
+    """The wheels the script-mode example's `requirements.txt` installs in the image: pip inside
+    these containers cannot reach PyPI, so they are downloaded once on the host (kept between
+    runs in `.cache/`) and mounted or copied in."""
+    pins = [f"{name}=={metadata.version(name)}" for name in SKLEARN_CLOSURE]
+    wheels = SCRIPT_MODE_WHEELS
+    if not all(any(wheels.glob(f"{pin.split('==')[0].replace('-', '_')}-*")) for pin in pins):
+        wheels.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "pip", "download"),
+                *("--no-deps", "--only-binary=:all:", "--dest", str(wheels), *pins),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, f"pip download failed:\n{result.stderr[-3000:]}"
+    return wheels
 
 
 def run(cmd: list[str], timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:

@@ -12,13 +12,12 @@ import json
 import shutil
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
-from docker_helpers import REPO, run, serving
+from docker_helpers import REPO, run, script_mode_wheels, serving
 
 sys.path.insert(0, str(REPO / "examples"))
 from churn_data import churn_table, write_churn_csv
@@ -26,28 +25,11 @@ from churn_data import churn_table, write_churn_csv
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 EXAMPLE = REPO / "examples" / "script_mode"
-WHEELS = REPO / ".cache" / "script-mode-wheels"
-SKLEARN_CLOSURE = ("scikit-learn", "joblib", "threadpoolctl", "narwhals", "cloudpickle")
-"""scikit-learn and what it needs beyond the image's numpy and scipy, at the host venv's
-versions (the same lock as the image)."""
 
 
 @pytest.fixture(scope="module")
 def wheels() -> Path:
-    pins = [f"{name}=={metadata.version(name)}" for name in SKLEARN_CLOSURE]
-    if not all(any(WHEELS.glob(f"{pin.split('==')[0].replace('-', '_')}-*")) for pin in pins):
-        WHEELS.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "pip", "download"),
-                *("--no-deps", "--only-binary=:all:", "--dest", str(WHEELS), *pins),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert result.returncode == 0, f"pip download failed:\n{result.stderr[-3000:]}"
-    return WHEELS
+    return script_mode_wheels()
 
 
 def script_mode_tree(root: Path, code: Path | None = None, script: str | None = None) -> Path:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tarfile
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -19,31 +17,13 @@ import pytest
 from .helpers import DRIVERS, EXAMPLES, REPO, SdkRun, SdkVenvs
 
 sys.path.insert(0, str(EXAMPLES))
+sys.path.insert(0, str(REPO / "tests" / "container"))
 from churn_data import churn_table, write_churn_csv
+from docker_helpers import script_mode_wheels
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-WHEELS = REPO / ".cache" / "script-mode-wheels"
-SKLEARN_CLOSURE = ("scikit-learn", "joblib", "threadpoolctl", "narwhals", "cloudpickle")
 BROKEN_SCRIPT = "def main():\n    raise KeyError('churned')\n\n\nmain()\n"
-
-
-def _wheels() -> Path:
-    """scikit-learn's wheels beyond the image's numpy and scipy, downloaded once on the host."""
-    pins = [f"{name}=={metadata.version(name)}" for name in SKLEARN_CLOSURE]
-    if not all(any(WHEELS.glob(f"{pin.split('==')[0].replace('-', '_')}-*")) for pin in pins):
-        WHEELS.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "pip", "download"),
-                *("--no-deps", "--only-binary=:all:", "--dest", str(WHEELS), *pins),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert result.returncode == 0, f"pip download failed:\n{result.stderr[-3000:]}"
-    return WHEELS
 
 
 def _tar_member(archive: Path, name: str) -> str:
@@ -59,7 +39,7 @@ def test_entry_point_and_source_dir_train_and_serve_in_local_mode(
     root = sdk_run.root
     source = root / "source"
     shutil.copytree(EXAMPLES / "script_mode", source, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(_wheels(), source / "wheels")
+    shutil.copytree(script_mode_wheels(), source / "wheels")
     broken = root / "broken"
     broken.mkdir()
     (broken / "train.py").write_text(BROKEN_SCRIPT)
