@@ -128,6 +128,27 @@ def load_booster(model_path: str, threads: int) -> xgb.Booster:
     return booster
 
 
+EVICT_BYTES = 64 * 2**20
+"""Written between two cold calls: twice this machine's 32 MiB L3, so no tree stays cached."""
+
+
+def measure_cold_predict(booster: xgb.Booster, body: bytes, calls: int) -> float:
+    """Median milliseconds of one `inplace_predict` of `body`'s rows after the CPU caches have
+    been overwritten: what a worker pays when other work ran since its last request (at
+    concurrency 1 a worker sleeps between requests while wrk, the kernel and the other worker
+    run). XGBoost 3.2 walks every node of every tree on each call (the tree depths for its
+    block layout), so for a large model this is mostly memory latency."""
+    rows = _numpy_loadtxt(body)
+    evict = np.zeros(EVICT_BYTES // 8)
+    times = []
+    for _ in range(calls):
+        evict += 1.0
+        start = time.perf_counter()
+        booster.inplace_predict(rows)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
 def measure_floor(
     booster: xgb.Booster, body: bytes, threads: int, duration_s: float, min_calls: int = 3
 ) -> FloorResult:

@@ -131,6 +131,10 @@ def serve_table(results: dict[str, Any]) -> str:
                     f"{_x(r['vs_floor_2core']):>7} {_x(r.get('vs_classic')):>8} "
                     f"{_x(r.get('vs_tuned')):>7}"
                 )
+        lines.append(
+            f"1-row inplace_predict after the CPU caches were overwritten (the cold floor of "
+            f"1row_c1): {model['cold_1row_predict_ms']:.3f} ms"
+        )
         starts = ", ".join(f"{n} {s['start_to_ping_s']:.2f}s" for n, s in model["servers"].items())
         lines.append(f"start to first /ping 200: {starts}")
         for name, server in model["servers"].items():

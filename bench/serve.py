@@ -34,7 +34,7 @@ import numpy as np
 import xgboost as xgb
 
 from bench import charts, report
-from bench.floor import FloorResult, load_booster, measure_floor
+from bench.floor import FloorResult, load_booster, measure_cold_predict, measure_floor
 from bench.load import ensure_wrk, post_csv, run_wrk
 from bench.processes import (
     TreeSampler,
@@ -88,6 +88,7 @@ class Config:
     train_rows: int
     batch_rows: int
     batch_repeats: int
+    cold_calls: int
     workers: int
     servers: tuple[str, ...]
 
@@ -104,6 +105,7 @@ class Config:
             train_rows=1_000 if quick else 20_000,
             batch_rows=args.batch_rows or (2_000 if quick else 100_000),
             batch_repeats=1 if quick else 3,
+            cold_calls=5 if quick else 100,
             workers=os.cpu_count() or 1,
             servers=tuple(args.servers),
         )
@@ -338,6 +340,7 @@ def bench_model(
 
     print(f"[{spec.name}] in-process floor ...", flush=True)
     floor, floor_batch_all = measure_floors()
+    cold_predict_ms = measure_cold_predict(one, bodies["1row_c1"], cfg.cold_calls)
     expected_check = one.inplace_predict(check_features).astype(np.float64)
     expected_batch = one.inplace_predict(batch_features).astype(np.float64)
 
@@ -391,6 +394,7 @@ def bench_model(
         },
         "floor_1core": {k: v.as_dict() for k, v in floor.items()},
         "floor_batch_all_cores": floor_batch_all.as_dict(),
+        "cold_1row_predict_ms": cold_predict_ms,
         "floor_batch": floor_batch.as_dict(),
         "servers": servers,
     }

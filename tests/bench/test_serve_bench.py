@@ -37,6 +37,7 @@ def test_floor_is_measured_for_every_scenario(
         assert measured["rows_per_s"] == pytest.approx(measured["req_per_s"] * measured["rows"])
         assert measured["parser"] and measured["formatter"]
     assert positive(results["models"][model]["floor_batch_all_cores"]["rows_per_s"])
+    assert positive(results["models"][model]["cold_1row_predict_ms"])
 
 
 @pytest.mark.parametrize("server", SERVERS)
