@@ -42,7 +42,13 @@ class LoadedModel:
     num_target: int
 
     def set_threads(self, nthread: int) -> None:
-        """Set how many OpenMP threads predictions use in this process."""
+        """Set how many OpenMP threads predictions use in this process.
+
+        XGBoost caps a booster's `nthread` at its global setting, and `load_model` leaves that
+        at 1 (leaving `config_context` does not bring back the default, 0): setting the booster
+        alone kept every prediction on one thread. Both are set.
+        """
+        xgb.set_config(nthread=nthread)
         self.booster.set_param("nthread", nthread)
 
 

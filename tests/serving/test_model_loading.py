@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +34,35 @@ def test_loads_json_and_ubjson_and_predicts_like_the_booster(tmp_path: Path, fmt
     assert (model.objective, model.num_features, model.num_class) == ("multi:softprob", 4, 3)
     np.testing.assert_array_equal(
         model.booster.inplace_predict(ROWS), booster.inplace_predict(ROWS)
+    )
+
+
+def test_set_threads_takes_effect_after_a_one_thread_load(tmp_path: Path) -> None:
+    """A model loaded with one thread (as in gunicorn's master) predicts on the threads that
+    `set_threads` asks for (XGBoost caps them at the cores this process may use): OpenMP starts
+    that many less one pool threads. Run in a fresh process, whose threads nothing else made."""
+    model_dir = save_model_dir(tmp_path, train_booster("binary:logistic"), "ubj")
+    program = textwrap.dedent(
+        f"""
+        import os, numpy as np
+        from pathlib import Path
+        from container.serving.model_loading import load_model
+        rows = np.random.default_rng(0).random((20_000, 4), dtype=np.float32)
+        model = load_model(Path({str(model_dir)!r}), nthread=1)
+        model.booster.inplace_predict(rows)
+        before = len(os.listdir("/proc/self/task"))
+        model.set_threads(2)
+        model.booster.inplace_predict(rows)
+        print(before, len(os.listdir("/proc/self/task")))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True
+    )
+    before, after = (int(n) for n in result.stdout.split())
+    pool_threads = min(2, len(os.sched_getaffinity(0))) - 1
+    assert after - before == pool_threads, (
+        f"threads before and after set_threads(2): {before}, {after}"
     )
 
 
