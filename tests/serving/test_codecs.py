@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from container.errors import BadRequest, PayloadTooLarge
@@ -32,11 +34,58 @@ def big_rows() -> np.ndarray:
 def test_large_csv_takes_the_arrow_path_and_matches_numpy(big_rows: np.ndarray) -> None:
     body = _csv(big_rows)
     assert len(body) >= csv_codec.ARROW_MIN_BYTES
-    from_arrow = csv_codec._parse_arrow(memoryview(body), *big_rows.shape)
+    from_arrow = csv_codec._parse_arrow(body, 0, len(body), *big_rows.shape)
     from_numpy = csv_codec._parse_numpy(csv_codec._fill_empty_fields(body))
     assert from_arrow is not None
     np.testing.assert_array_equal(from_arrow, from_numpy)
     np.testing.assert_allclose(csv_codec.decode(body, LIMITS), big_rows, rtol=1e-6)
+
+
+@pytest.fixture
+def in_pieces(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """pyarrow may use 3 threads and a body is cut into 3 pieces from 64 KiB on (as a batch
+    worker cuts a 12 MB body), for the length of one test."""
+    monkeypatch.setattr(csv_codec, "PIECE_MIN_BYTES", 64 * 1024)
+    before = pa.cpu_count()
+    pa.set_cpu_count(3)
+    yield 3
+    pa.set_cpu_count(before)
+
+
+def test_line_ranges_cover_the_body_and_end_at_line_breaks() -> None:
+    body = b"\xef\xbb\xbf" + b"\n".join(b"%d,%d" % (i, i) for i in range(1000))
+    ranges = csv_codec._line_ranges(body, 3, len(body), 4)
+    assert len(ranges) == 4
+    assert b"".join(body[r.start : r.stop] for r in ranges) == body[3:]
+    assert all(body[r.stop - 1 : r.stop] == b"\n" for r in ranges[:-1])
+    assert csv_codec._line_ranges(b"1,2", 0, 3, 4) == [range(0, 3)]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_body_read_in_pieces_matches_numpy(
+    big_rows: np.ndarray, in_pieces: int, newline: str
+) -> None:
+    body = _csv(big_rows, newline)
+    assert len(body) >= in_pieces * csv_codec.PIECE_MIN_BYTES
+    from_pieces = csv_codec._parse_arrow(body, 0, len(body), *big_rows.shape)
+    assert from_pieces is not None
+    np.testing.assert_array_equal(
+        from_pieces, csv_codec._parse_numpy(csv_codec._fill_empty_fields(body))
+    )
+
+
+def test_a_bad_cell_in_a_later_piece_is_named(big_rows: np.ndarray, in_pieces: int) -> None:
+    lines = _csv(big_rows).split(b"\n")
+    lines[3500] = lines[3500][: lines[3500].rindex(b",") + 1] + b"9x"
+    with pytest.raises(BadRequest, match=r"text/csv row 3501, column 20: '9x' is not a number"):
+        csv_codec.decode(b"\n".join(lines), LIMITS)
+
+
+def test_a_blank_line_in_a_later_piece_is_named(big_rows: np.ndarray, in_pieces: int) -> None:
+    lines = _csv(big_rows).split(b"\n")
+    lines.insert(3000, b"")
+    with pytest.raises(BadRequest, match=r"text/csv row 3001 is empty"):
+        csv_codec.decode(b"\n".join(lines), LIMITS)
 
 
 def test_large_csv_with_a_bad_cell_names_it(big_rows: np.ndarray) -> None:
@@ -72,6 +121,11 @@ def test_large_csv_with_a_bad_cell_names_it(big_rows: np.ndarray) -> None:
 )
 def test_csv_edge_cases(body: bytes, expected: list) -> None:
     np.testing.assert_array_equal(csv_codec.decode(body, LIMITS), np.array(expected, np.float32))
+
+
+def test_a_blank_line_among_empty_fields_is_named_as_blank() -> None:
+    with pytest.raises(BadRequest, match=r"text/csv row 2 is empty\."):
+        csv_codec.decode(b"1,,3\n\n,5,\n", LIMITS)
 
 
 def test_csv_nul_byte_is_a_bad_cell() -> None:
