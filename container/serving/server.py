@@ -2,8 +2,8 @@
 
 The model is loaded in the master before workers fork (they share its memory). XGBoost's OpenMP
 pool does not survive `fork`, so the master uses one thread and each worker sets its own count
-after forking: one per worker, or every core when there is a single worker (pyarrow's CSV
-parser gets the same count, so workers do not oversubscribe the cores).
+after forking (pyarrow's CSV parser gets the same count): one per worker for an endpoint, so
+workers do not oversubscribe the cores; every core for a single worker and in batch mode.
 """
 
 from __future__ import annotations
@@ -46,8 +46,11 @@ class GunicornServer(BaseApplication):
 
 
 def worker_threads(settings: Settings) -> int:
-    """XGBoost threads per worker: one each, or all cores for a single worker."""
-    return settings.cpu_count if settings.serving.workers == 1 else 1
+    """XGBoost and pyarrow threads per worker: one each for an endpoint's many small requests;
+    every core for a single worker, and in a batch transform, whose large requests come at most
+    one per worker (measured with 100,000 rows: a lone request 1.3–1.6x as fast, two at once
+    no slower)."""
+    return settings.cpu_count if settings.serving.workers == 1 or settings.serving.batch else 1
 
 
 def gunicorn_options(settings: Settings, model: LoadedModel | None) -> dict[str, Any]:

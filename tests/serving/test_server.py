@@ -23,6 +23,9 @@ import pytest
 import requests
 import xgboost as xgb
 
+from container.serving.server import worker_threads
+from container.settings import Settings
+
 from .helpers import save_model_dir, train_booster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -304,6 +307,25 @@ def test_single_worker_uses_all_threads_without_hanging(tmp_path: Path) -> None:
     got = np.array([[float(v) for v in line.split(",")] for line in response.text.splitlines()])
     np.testing.assert_allclose(got, booster.predict(xgb.DMatrix(rows)), rtol=1e-6)
     assert "1 worker(s), " in server.log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("environ", "every_core"),
+    [
+        ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}, True),
+        ({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}, False),
+        ({"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEMAKER_BATCH": "true"}, True),
+    ],
+    ids=["one-worker", "endpoint", "batch-transform"],
+)
+def test_workers_get_every_core_when_alone_or_in_batch_mode(
+    environ: dict[str, str], every_core: bool
+) -> None:
+    """An endpoint's workers answer many small requests at once: one thread each. A batch
+    transform's requests are large and come one per worker at most, so each may use every core
+    (the operating system shares them when two run at once)."""
+    settings = Settings.from_environ(environ)
+    assert worker_threads(settings) == (settings.cpu_count if every_core else 1)
 
 
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(tmp_path: Path) -> None:
