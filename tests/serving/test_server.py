@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -310,22 +310,26 @@ def test_single_worker_uses_all_threads_without_hanging(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("environ", "every_core"),
+    ("environ", "threads"),
     [
-        ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}, True),
-        ({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}, False),
-        ({"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEMAKER_BATCH": "true"}, True),
+        ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}, lambda cpus: cpus),
+        ({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}, lambda cpus: 1),
+        (
+            {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEMAKER_BATCH": "true"},
+            lambda cpus: min(cpus, 2),
+        ),
     ],
     ids=["one-worker", "endpoint", "batch-transform"],
 )
-def test_workers_get_every_core_when_alone_or_in_batch_mode(
-    environ: dict[str, str], every_core: bool
+def test_threads_per_worker_follow_the_kind_of_load(
+    environ: dict[str, str], threads: Callable[[int], int]
 ) -> None:
-    """An endpoint's workers answer many small requests at once: one thread each. A batch
-    transform's requests are large and come one per worker at most, so each may use every core
-    (the operating system shares them when two run at once)."""
+    """A single worker gets every core. An endpoint's workers answer many small requests at
+    once: one thread each. A batch transform's requests are large and come one per worker at
+    most: two threads each, so a lone request uses two cores and a busy instance holds at most
+    twice as many threads as cores."""
     settings = Settings.from_environ(environ)
-    assert worker_threads(settings) == (settings.cpu_count if every_core else 1)
+    assert worker_threads(settings) == threads(settings.cpu_count)
 
 
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(tmp_path: Path) -> None:
