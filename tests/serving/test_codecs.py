@@ -22,6 +22,13 @@ def _csv(rows: np.ndarray, newline: str = "\n") -> bytes:
     return newline.join(lines).encode()
 
 
+def _parse_arrow(body: bytes) -> np.ndarray | None:
+    """The pyarrow path on the whole body, in as many pieces as `decode` would cut."""
+    pieces = csv_codec._line_ranges(body, 0, len(body), csv_codec._piece_count(len(body)))
+    piece_rows, columns = csv_codec._count_shape(body, 0, len(body), pieces)
+    return csv_codec._parse_arrow(body, pieces, piece_rows, columns)
+
+
 @pytest.fixture(scope="module")
 def big_rows() -> np.ndarray:
     rows = np.random.default_rng(3).normal(size=(4000, 20)).astype(np.float32)
@@ -34,7 +41,7 @@ def big_rows() -> np.ndarray:
 def test_large_csv_takes_the_arrow_path_and_matches_numpy(big_rows: np.ndarray) -> None:
     body = _csv(big_rows)
     assert len(body) >= csv_codec.ARROW_MIN_BYTES
-    from_arrow = csv_codec._parse_arrow(body, 0, len(body), *big_rows.shape)
+    from_arrow = _parse_arrow(body)
     from_numpy = csv_codec._parse_numpy(csv_codec._fill_empty_fields(body))
     assert from_arrow is not None
     np.testing.assert_array_equal(from_arrow, from_numpy)
@@ -67,7 +74,7 @@ def test_a_body_read_in_pieces_matches_numpy(
 ) -> None:
     body = _csv(big_rows, newline)
     assert len(body) >= in_pieces * csv_codec.PIECE_MIN_BYTES
-    from_pieces = csv_codec._parse_arrow(body, 0, len(body), *big_rows.shape)
+    from_pieces = _parse_arrow(body)
     assert from_pieces is not None
     np.testing.assert_array_equal(
         from_pieces, csv_codec._parse_numpy(csv_codec._fill_empty_fields(body))
