@@ -29,6 +29,10 @@ class BadRequest(ClientError):
     status = 400
 
 
+class MethodNotAllowed(ClientError):
+    status = 405
+
+
 class NotAcceptable(ClientError):
     status = 406
 

@@ -12,6 +12,9 @@ from container.errors import NotAcceptable, UnsupportedMediaType
 
 DEFAULT_CONTENT_TYPE = "text/csv"
 """What a request without `Content-Type` is read as (the built-in algorithm's default)."""
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+OUTPUT_ATTRIBUTE = "inference_output"
+"""Custom attribute that picks the output keys for one request: `inference_output=a,b`."""
 
 _TEXT_CHARSETS = {"utf-8", "utf8", "us-ascii", "ascii"}
 
@@ -59,6 +62,17 @@ def parse_content_type(header: str | None, supported: Iterable[str]) -> str:
 def media_type_of(value: str) -> str:
     """The bare, lower-case media type of a header value (parameters dropped)."""
     return _split_params(value)[0]
+
+
+def requested_output(attributes: str | None) -> str | None:
+    """The `inference_output=...` value in a custom-attributes header (`;`-separated pairs)."""
+    if not attributes:
+        return None
+    for pair in attributes.split(";"):
+        name, sep, value = pair.partition("=")
+        if sep and name.strip().lower() == OUTPUT_ATTRIBUTE:
+            return value
+    return None
 
 
 def parse_accept(header: str | None) -> list[MediaRange]:

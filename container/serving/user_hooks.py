@@ -33,7 +33,7 @@ from werkzeug.exceptions import HTTPException
 
 from container.errors import BadRequest, ClientError, ContainerError, ModelLoadError, UserCodeError
 from container.serving import headers
-from container.serving.app import CUSTOM_ATTRIBUTES, create_app, requested_output
+from container.serving.app import create_app
 from container.serving.codecs import DECODERS, ENCODERS, Limits
 from container.serving.model_loading import LoadedModel, load_model
 from container.serving.payload import read_body
@@ -334,13 +334,13 @@ class UserInference:
     ) -> Response:
         """The built-in output_fn: the server's encoders and output keys."""
         accept = headers.choose_accept(accept_header, ENCODERS, self.default_accept)
-        attributes = request.headers.get(CUSTOM_ATTRIBUTES)
+        attributes = request.headers.get(headers.CUSTOM_ATTRIBUTES)
         if builtin_prediction and self.predictor is not None and self.loaded is not None:
-            chosen = requested_output(attributes)
+            chosen = headers.requested_output(attributes)
             keys = (
                 self.default_keys
                 if chosen is None
-                else parse_output_keys(chosen, self.loaded.objective, CUSTOM_ATTRIBUTES)
+                else parse_output_keys(chosen, self.loaded.objective, headers.CUSTOM_ATTRIBUTES)
             )
             output = self.predictor.output(prediction, keys)
         else:
@@ -349,7 +349,7 @@ class UserInference:
             ENCODERS[accept](output, self.serving.batch), status=200, mimetype=accept
         )
         if attributes is not None:
-            response.headers[CUSTOM_ATTRIBUTES] = attributes
+            response.headers[headers.CUSTOM_ATTRIBUTES] = attributes
         return response
 
     def _as_array(self, prediction: Any) -> np.ndarray:

@@ -601,6 +601,7 @@ def test_unknown_route_and_wrong_method_are_json(make_client) -> None:
     assert (missing.status_code, wrong.status_code) == (404, 405)
     assert "not found" in missing.get_json()["error"].lower()
     assert "method is not allowed" in wrong.get_json()["error"].lower()
+    assert wrong.headers["Allow"] == "POST"
 
 
 def test_server_fault_is_a_generic_500_without_traceback(make_client, monkeypatch, caplog) -> None:

@@ -25,6 +25,7 @@ from schemathesis.checks import (
 from schemathesis.generation import GenerationMode
 
 from container.serving.app import create_app
+from container.serving.invocations import METHODS, PATH, InvocationsFirst
 from container.serving.model_loading import LoadedModel
 from container.settings import Settings
 
@@ -103,6 +104,9 @@ def test_every_route_of_the_app_is_documented_and_vice_versa(
         if rule.endpoint != "static"
         for method in (rule.methods or set()) - AUTOMATIC_METHODS
     }
+    # The built-in /invocations runs in front of Flask's routes (`invocations.py`).
+    assert isinstance(app.wsgi_app, InvocationsFirst)
+    routes |= {(method, PATH) for method in METHODS}
     documented = {
         (method.upper(), path)
         for path, operations in DOCUMENT["paths"].items()
