@@ -309,6 +309,44 @@ def test_single_worker_uses_all_threads_without_hanging(tmp_path: Path) -> None:
     assert "1 worker(s), " in server.log.read_text()
 
 
+def _post_raw(port: int, body: bytes) -> socket.socket:
+    """POST `body` as CSV on a new connection and read the whole answer; the client's side of
+    the connection stays open (returned)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    reply = b""
+    while chunk := sock.recv(65536):  # the server closes its side after the answer
+        reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
+    return sock
+
+
+def test_a_client_that_keeps_its_connection_open_does_not_hold_the_worker(
+    tmp_path: Path,
+) -> None:
+    """Once a request's body has been read and answered, the worker closes without waiting for
+    the client to close too (gunicorn lingers up to 2 s for that), so the next client is served
+    at once. One worker: a second request served while the first client's socket is still
+    open proves the worker did not wait for it."""
+    save_model_dir(tmp_path, train_booster("binary:logistic", rounds=5))
+    server = start_serve(tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="1")
+    port = int(server.url.rsplit(":", 1)[1])
+    try:
+        first = _post_raw(port, b"0.1,0.2,0.3,0.4\n")
+        start = time.monotonic()
+        second = _post_raw(port, b"0.4,0.3,0.2,0.1\n")
+        waited = time.monotonic() - start
+        first.close()
+        second.close()
+    finally:
+        server.stop()
+    assert waited < 1.0, f"the second request waited {waited:.2f} s behind the first client"
+
+
 @pytest.mark.parametrize(
     ("environ", "threads"),
     [
