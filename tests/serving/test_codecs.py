@@ -228,3 +228,25 @@ def test_large_csv_output_matches_small_formatting_numerically() -> None:
     output = Output((("score", values),), selected=False)
     text = ENCODERS["text/csv"](output, False).decode()
     np.testing.assert_array_equal(np.array(text.split(), dtype=np.float32), values)
+
+
+@pytest.mark.parametrize("media_type", list(ENCODERS), ids=str)
+@pytest.mark.parametrize("selected", [False, True], ids=["score", "selected-keys"])
+@pytest.mark.parametrize("batch", [False, True], ids=["endpoint", "batch"])
+def test_answers_written_in_blocks_equal_one_block(
+    media_type: str, selected: bool, batch: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large answers are written `BLOCK_ROWS` rows at a time and joined: byte for byte the
+    answer written in one block, across block boundaries and a short last block."""
+    rows = 250
+    rng = np.random.default_rng(3)
+    probs = rng.random((rows, 3)).astype(np.float32)
+    if selected:
+        output = Output((("predicted_label", probs.argmax(1)), ("probabilities", probs)), True)
+    else:
+        output = Output((("score", probs),), False)
+    monkeypatch.setattr(text_format, "BLOCK_ROWS", 10**9)
+    whole = ENCODERS[media_type](output, batch)
+    monkeypatch.setattr(text_format, "BLOCK_ROWS", 100)
+    assert ENCODERS[media_type](output, batch) == whole
+    assert len(_records(media_type, whole)) == rows
