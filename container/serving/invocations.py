@@ -4,9 +4,10 @@ encode → response.
 It runs on every prediction, so it skips Flask's per-request machinery (request context, URL
 matching, request and response objects): for one row that machinery cost more than the
 prediction. Measured side by side on this 2-core machine, 1-row requests at 8 clients through
-gunicorn: the same steps as a Flask view ran at 1,999-2,474 req/s, as this application at
-2,818-3,114 (binary model). Flask still serves every other route, the user's inference code and
-404s (`app.py`); failures here are answered by the same function as Flask's (`failures.py`).
+gunicorn (five alternating rounds): the same steps as a Flask view ran at 2,083-2,506 req/s, as
+this application at 2,880-3,190 (binary model). Flask still serves every other route, the
+user's inference code and 404s (`app.py`); failures here are answered by the same function as
+Flask's (`failures.py`).
 """
 
 from __future__ import annotations
