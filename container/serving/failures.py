@@ -22,12 +22,13 @@ SERVER_FAULT = "Internal server error; see the server log."
 def error_answer(error: Exception, method: str, path: str) -> tuple[int, bytes]:
     """The status and JSON body that answer `error`, raised while serving `method path`."""
     if isinstance(error, ContainerError) and error.status < 500:
-        return error.status, _document(error.message)
+        return error.status, error_document(error.message)
     if isinstance(error, HTTPException) and (error.code or 500) < 500:
-        return error.code or 500, _document(error.description or "")
+        return error.code or 500, error_document(error.description or "")
     log.error("Failed to answer %s %s", method, path, exc_info=error)
-    return 500, _document(SERVER_FAULT)
+    return 500, error_document(SERVER_FAULT)
 
 
-def _document(message: str) -> bytes:
+def error_document(message: str) -> bytes:
+    """`{"error": message}` as the response body."""
     return json.dumps({"error": message}).encode()

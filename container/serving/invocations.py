@@ -19,9 +19,9 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.utils import get_content_type
 from werkzeug.wsgi import get_content_length, get_input_stream
 
-from container.errors import BadRequest, MethodNotAllowed
+from container.errors import MethodNotAllowed
 from container.serving import headers
-from container.serving.codecs import DECODERS, ENCODERS, Limits
+from container.serving.codecs import DECODERS, ENCODERS, Limits, decode_rows
 from container.serving.failures import error_answer
 from container.serving.model_loading import LoadedModel
 from container.serving.payload import read_body
@@ -79,9 +79,7 @@ class BuiltinInvocations:
         body = read_body(
             get_input_stream(environ), get_content_length(environ), self.max_payload_bytes
         )
-        if not body or body.isspace():
-            raise BadRequest("The request body is empty; send at least one row of features.")
-        features = DECODERS[content_type](body, self.limits)
+        features = decode_rows(content_type, body, self.limits)
         del body  # a batch body is the largest object here: free it before predicting
         output = self.predictor.output(self.predictor.predict(features), keys)
         answer = ENCODERS[accept](output, self.batch)

@@ -31,10 +31,10 @@ import xgboost as xgb
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from container.errors import BadRequest, ClientError, ContainerError, ModelLoadError, UserCodeError
+from container.errors import ClientError, ContainerError, ModelLoadError, UserCodeError
 from container.serving import headers
 from container.serving.app import create_app
-from container.serving.codecs import DECODERS, ENCODERS, Limits
+from container.serving.codecs import DECODERS, ENCODERS, Limits, decode_rows
 from container.serving.model_loading import LoadedModel, load_model
 from container.serving.payload import read_body
 from container.serving.predictions import SCORE, Output, Predictor, parse_output_keys
@@ -306,9 +306,7 @@ class UserInference:
     def _decode(self, body: bytes, content_type: str) -> Any:
         """The built-in input_fn: the server's decoders, with their 415 and 400 sentences."""
         media_type = headers.parse_content_type(content_type or None, DECODERS)
-        if not body or body.isspace():
-            raise BadRequest("The request body is empty; send at least one row of features.")
-        return DECODERS[media_type](body, self.limits)
+        return decode_rows(media_type, body, self.limits)
 
     def _predict(self, data: Any) -> np.ndarray:
         """The built-in predict_fn: the booster on numpy, CSR, pandas or DMatrix input."""

@@ -15,7 +15,6 @@ idle meanwhile (13-24% more).
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from gunicorn.http.body import Body, LengthReader
 from gunicorn.workers.sync import SyncWorker
 
 from container.errors import ContainerError, RequestTimeout
+from container.serving.failures import error_document
 
 
 class DeadlineSocket(socket.socket):
@@ -156,7 +156,7 @@ def _parse_error(exc: http_errors.ParseException) -> ContainerError:
 
 
 def _error_response(error: ContainerError) -> bytes:
-    body = json.dumps({"error": error.message}).encode()
+    body = error_document(error.message)
     return (
         f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
         "Content-Type: application/json\r\n"

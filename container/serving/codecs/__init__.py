@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from container.errors import BadRequest
 from container.serving.codecs import (
     csv_codec,
     json_codec,
@@ -37,4 +38,13 @@ ENCODERS: dict[str, Encoder] = {
     "application/jsonlines": jsonlines_codec.encode,
 }
 
-__all__ = ["DECODERS", "ENCODERS", "Limits"]
+
+def decode_rows(media_type: str, body: bytes | bytearray, limits: Limits) -> Features:
+    """The feature rows of a request body of `media_type` (one of `DECODERS`); an empty or
+    blank body is a 400."""
+    if not body or body.isspace():
+        raise BadRequest("The request body is empty; send at least one row of features.")
+    return DECODERS[media_type](body, limits)
+
+
+__all__ = ["DECODERS", "ENCODERS", "Limits", "decode_rows"]
