@@ -3,7 +3,8 @@
 The model is loaded in the master before workers fork (they share its memory). XGBoost's OpenMP
 pool does not survive `fork`, so the master uses one thread and each worker sets its own count
 after forking (pyarrow's CSV parser gets the same count): one per worker for an endpoint, so
-workers do not oversubscribe the cores; every core for a single worker; two in batch mode.
+workers do not oversubscribe the cores; every core for a single worker; two in batch mode. In
+batch mode each worker also keeps the memory it frees for the next large request (`heap.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from container.errors import ContainerError
+from container.serving.heap import keep_freed_memory
 from container.serving.model_loading import LoadedModel
 from container.serving.worker import worker_class
 from container.serving.wsgi import load_application
@@ -74,6 +76,8 @@ def gunicorn_options(settings: Settings, model: LoadedModel | None) -> dict[str,
 
     def post_fork(server: Any, worker: Any) -> None:
         pyarrow.set_cpu_count(threads)  # the large-CSV parser follows the same rule
+        if serving.batch:
+            keep_freed_memory()  # one large request after another: reuse their pages
         if model is not None:
             model.set_threads(threads)
             model.booster.inplace_predict(warm_up_row, validate_features=False)
