@@ -11,7 +11,7 @@ import io
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -115,9 +115,28 @@ class FloorResult:
     format_ms: float
     req_per_s: float
     rows_per_s: float
+    rounds_rows_per_s: tuple[float, ...] = ()
+    """Set on a median round (`median_floor`): the rate of every round."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class FloorMethod:
+    """The fastest parser and formatter that reproduce the numbers for one payload."""
+
+    parser: str
+    formatter: str
+    threads: int
+
+
+def median_floor(rounds: list[FloorResult]) -> FloorResult:
+    """The round with the median rate, with every round's rate kept alongside."""
+    ordered = sorted(rounds, key=lambda r: r.rows_per_s)
+    return replace(
+        ordered[len(ordered) // 2], rounds_rows_per_s=tuple(r.rows_per_s for r in rounds)
+    )
 
 
 def load_booster(model_path: str, threads: int) -> xgb.Booster:
@@ -149,14 +168,12 @@ def measure_cold_predict(booster: xgb.Booster, body: bytes, calls: int) -> float
     return statistics.median(times) * 1000
 
 
-def measure_floor(
-    booster: xgb.Booster, body: bytes, threads: int, duration_s: float, min_calls: int = 3
-) -> FloorResult:
-    """Time parse → `inplace_predict` → format on `body` for about `duration_s` seconds."""
-    reference = _numpy_loadtxt(body) if len(body) < 1_000_000 else _pandas_c(body)
-    budget = max(0.05, duration_s / 10)
+def choose_method(booster: xgb.Booster, body: bytes, threads: int, budget_s: float) -> FloorMethod:
+    """Time every parser and formatter on `body` (about `budget_s` each) and keep the fastest
+    of those that reproduce the reference numbers."""
+    reference = _reference_rows(body)
     parsers = PARSERS | (THREADED_PARSERS if threads > 1 else {})
-    parser = _best_of(parsers, body, lambda out: np.array_equal(out, reference), budget)
+    parser = _best_of(parsers, body, lambda out: np.array_equal(out, reference), budget_s)
     expected = booster.inplace_predict(reference)
     formatter = _best_of(
         FORMATTERS,
@@ -166,9 +183,29 @@ def measure_floor(
             expected,
             rtol=1e-6,
         ),
-        budget,
+        budget_s,
     )
-    parse, fmt = parsers[parser], FORMATTERS[formatter]
+    return FloorMethod(parser, formatter, threads)
+
+
+def _reference_rows(body: bytes) -> np.ndarray:
+    return _numpy_loadtxt(body) if len(body) < 1_000_000 else _pandas_c(body)
+
+
+def measure_floor(
+    booster: xgb.Booster,
+    body: bytes,
+    threads: int,
+    duration_s: float,
+    min_calls: int = 3,
+    method: FloorMethod | None = None,
+) -> FloorResult:
+    """Time parse → `inplace_predict` → format on `body` for about `duration_s` seconds (at
+    least `min_calls` calls), with `method` or the fastest one found now."""
+    if method is None:
+        method = choose_method(booster, body, threads, max(0.05, duration_s / 10))
+    parsers = PARSERS | THREADED_PARSERS
+    parse, fmt = parsers[method.parser], FORMATTERS[method.formatter]
     parse_t, predict_t, format_t, total_t = [], [], [], []
     start = time.perf_counter()
     while len(total_t) < min_calls or time.perf_counter() - start < duration_s:
@@ -183,13 +220,13 @@ def measure_floor(
         predict_t.append(t2 - t1)
         format_t.append(t3 - t2)
         total_t.append(t3 - t0)
-    n_rows = len(reference)
+    n_rows = len(rows)
     req_per_s = len(total_t) / sum(total_t)
     return FloorResult(
         rows=n_rows,
         threads=threads,
-        parser=parser,
-        formatter=formatter,
+        parser=method.parser,
+        formatter=method.formatter,
         calls=len(total_t),
         p50_ms=statistics.median(total_t) * 1000,
         parse_ms=statistics.median(parse_t) * 1000,

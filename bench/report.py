@@ -16,6 +16,7 @@ def add_ratios(results: dict[str, Any]) -> None:
     """Add ratios to the floor and to the reference servers to every measured scenario."""
     for model in results["models"].values():
         floor = model["floor_1core"]
+        outside = model.get("floor_outside_rounds")
         servers = model["servers"]
         for name, server in servers.items():
             for scenario, measured in server["scenarios"].items():
@@ -27,10 +28,19 @@ def add_ratios(results: dict[str, Any]) -> None:
                     ),
                     "p50_vs_floor_p50": _ratio(measured["p50_ms"], one["p50_ms"]),
                 }
+                if outside is not None:  # the stricter reference: the best floor of the run
+                    ratios["vs_floor_2core_outside_rounds"] = _ratio(
+                        measured["rows_per_s"],
+                        FLOOR_CORES * outside["floor_1core"][scenario]["rows_per_s"],
+                    )
                 if scenario == BATCH:
                     ratios["vs_floor_batch"] = _ratio(
                         measured["rows_per_s"], model["floor_batch"]["rows_per_s"]
                     )
+                    if outside is not None:
+                        ratios["vs_floor_batch_outside_rounds"] = _ratio(
+                            measured["rows_per_s"], outside["floor_batch"]["rows_per_s"]
+                        )
                     ratios["concurrent_vs_floor_2core"] = _ratio(
                         measured["concurrent_rows_per_s"], FLOOR_CORES * one["rows_per_s"]
                     )
@@ -45,11 +55,21 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The goals of issue 8 that this run measured, each with its value, limit and verdict."""
     rows: list[dict[str, Any]] = []
 
-    def add(model: str, goal: str, value: float | None, limit: float, at_most: bool) -> None:
+    def add(
+        model: str,
+        goal: str,
+        value: float | None,
+        limit: float,
+        at_most: bool,
+        strict: float | None = None,
+    ) -> None:
         if value is None:
             return
         ok = value <= limit if at_most else value >= limit
-        rows.append({"model": model, "goal": goal, "measured": value, "limit": limit, "met": ok})
+        row = {"model": model, "goal": goal, "measured": value, "limit": limit, "met": ok}
+        if strict is not None:  # against the best floor measured outside the load rounds
+            row["against_best_floor_outside_rounds"] = strict
+        rows.append(row)
 
     for model_name, model in results["models"].items():
         ours = model["servers"].get("ours")
@@ -66,6 +86,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             s["1000row_c2"]["ratios"]["vs_floor_2core"],
             0.75,
             False,
+            s["1000row_c2"]["ratios"].get("vs_floor_2core_outside_rounds"),
         )
         batch = s[BATCH]
         add(
@@ -74,6 +95,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             batch["ratios"]["vs_floor_batch"],
             0.8,
             False,
+            batch["ratios"].get("vs_floor_batch_outside_rounds"),
         )
         add(
             model_name,
@@ -154,5 +176,9 @@ def serve_table(results: dict[str, Any]) -> str:
     lines.append("Goals (issue 8):")
     for g in results.get("goals", []):
         verdict = "met" if g["met"] else "NOT met"
-        lines.append(f"  [{verdict:7}] {g['model']:9} {g['goal']}: {g['measured']:.3f}")
+        strict = g.get("against_best_floor_outside_rounds")
+        extra = (
+            "" if strict is None else f" (against the best floor outside the rounds: {strict:.3f})"
+        )
+        lines.append(f"  [{verdict:7}] {g['model']:9} {g['goal']}: {g['measured']:.3f}{extra}")
     return "\n".join(lines)

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -34,7 +34,14 @@ import numpy as np
 import xgboost as xgb
 
 from bench import charts, report
-from bench.floor import FloorResult, load_booster, measure_cold_predict, measure_floor
+from bench.floor import (
+    FloorResult,
+    choose_method,
+    load_booster,
+    measure_cold_predict,
+    measure_floor,
+    median_floor,
+)
 from bench.load import ensure_wrk, post_csv, run_wrk
 from bench.processes import (
     TreeSampler,
@@ -260,11 +267,17 @@ def _concurrent_batches(server: RunningServer, body: bytes, requests: int) -> fl
 
 
 def run_batch(
-    server: RunningServer, body: bytes, warm_body: bytes, expected: np.ndarray, cfg: Config
+    server: RunningServer,
+    body: bytes,
+    warm_body: bytes,
+    expected: np.ndarray,
+    cfg: Config,
+    after_each: Callable[[], None] | None = None,
 ) -> dict[str, object]:
     """The batch request cold (first of this server), then warm: every worker first answers
-    smaller requests, then one untimed and `batch_repeats` timed batch requests. Memory growth
-    is the peak over all of them against the resident size before the first."""
+    smaller requests, then one untimed and `batch_repeats` timed batch requests, each followed
+    by `after_each`. Memory growth is the peak over all of them against the resident size
+    before the first."""
     rows = len(expected)
     pids = server.pids()
     before = rss_by_process(pids)
@@ -279,6 +292,8 @@ def run_batch(
             answer, seconds = server.post(body)
             if i:
                 times.append(seconds)
+                if after_each is not None:
+                    after_each()
         concurrent_s = _concurrent_batches(server, body, cfg.workers)
     peaks = peak_by_process(server.pids()) if peaks_reset else {}
     peak = max(sum(peaks.values()), sampler.peak)
@@ -318,7 +333,14 @@ def _rate(floor: FloorResult) -> float:
 def bench_model(
     spec: ModelSpec, cfg: Config, work: Path, wrk: str, logs: Path
 ) -> dict[str, object]:
-    """Floor and every server for one model."""
+    """Floor and every server for one model.
+
+    The floor of each scenario is measured in every load round, right after the servers' turn
+    (the batch floor right after each of our timed batch requests), and its median round is the
+    reference: this machine's speed moves by up to 2x within minutes, and a floor measured at
+    another moment moved the ratios more than any change to the server did. The best floor
+    measured outside the rounds (before and after the servers) is kept too, as a stricter
+    reference."""
     base_dir = work / spec.name
     model_path = base_dir / "model" / MODEL_FILENAME
     print(f"[{spec.name}] training {spec.rounds} rounds ...", flush=True)
@@ -332,22 +354,33 @@ def bench_model(
     one = load_booster(str(model_path), threads=1)
     every = load_booster(str(model_path), threads=cfg.workers)
 
-    def measure_floors() -> tuple[dict[str, FloorResult], FloorResult]:
-        floors = {s.name: measure_floor(one, bodies[s.name], 1, cfg.floor_s) for s in SCENARIOS}
-        floors[BATCH] = measure_floor(one, bodies[BATCH], 1, cfg.floor_s, min_calls=2)
-        every_core = measure_floor(every, bodies[BATCH], cfg.workers, cfg.floor_s, min_calls=2)
+    print(f"[{spec.name}] in-process floor: choosing parsers and formatters ...", flush=True)
+    budget = max(0.05, cfg.floor_s / 10)
+    methods = {s.name: choose_method(one, bodies[s.name], 1, budget) for s in SCENARIOS}
+    methods[BATCH] = choose_method(one, bodies[BATCH], 1, budget)
+    batch_all_method = choose_method(every, bodies[BATCH], cfg.workers, budget)
+
+    def floors_outside_rounds() -> tuple[dict[str, FloorResult], FloorResult]:
+        floors = {
+            name: measure_floor(one, bodies[name], 1, cfg.floor_s, 2, method)
+            for name, method in methods.items()
+        }
+        every_core = measure_floor(
+            every, bodies[BATCH], cfg.workers, cfg.floor_s, 2, batch_all_method
+        )
         return floors, every_core
 
-    print(f"[{spec.name}] in-process floor ...", flush=True)
-    floor, floor_batch_all = measure_floors()
+    print(f"[{spec.name}] in-process floor, before the servers ...", flush=True)
+    outside, outside_all = floors_outside_rounds()
     cold_predict_ms = measure_cold_predict(one, bodies["1row_c1"], cfg.cold_calls)
     expected_check = one.inplace_predict(check_features).astype(np.float64)
     expected_batch = one.inplace_predict(batch_features).astype(np.float64)
 
     batch_mb = max(6, 2 * len(bodies[BATCH]) // 2**20 + 1)
     servers: dict[str, dict[str, Any]] = {name: {"scenarios": {}} for name in cfg.servers}
+    floor: dict[str, FloorResult] = {}
     # Every server runs at once (idle ones cost nothing) and each scenario visits them in turn,
-    # so a busy moment on a shared machine does not fall on one server only.
+    # then measures the floor, so a busy moment on a shared machine does not fall on one only.
     with ExitStack() as stack:
         live: dict[str, RunningServer] = {}
         for name in cfg.servers:
@@ -359,31 +392,48 @@ def bench_model(
             servers[name]["idle_pss_bytes"] = pss_bytes(server.pids())
         for scenario in SCENARIOS:
             print(f"[{spec.name}] {scenario.name} ...", flush=True)
+            body = bodies[scenario.name]
             rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in live}
+            floor_rounds: list[FloorResult] = []
             for _ in range(cfg.load_rounds):
                 for name, server in live.items():
-                    rounds[name].append(
-                        run_scenario(server, wrk, scenario, bodies[scenario.name], cfg)
-                    )
+                    rounds[name].append(run_scenario(server, wrk, scenario, body, cfg))
+                floor_rounds.append(
+                    measure_floor(one, body, 1, cfg.duration_s, method=methods[scenario.name])
+                )
             for name in live:
                 servers[name]["scenarios"][scenario.name] = median_round(rounds[name])
-    # Batch: fresh servers, one at a time (memory is measured); ours in batch mode.
+            floor[scenario.name] = median_floor(floor_rounds)
+    # Batch: fresh servers, one at a time (memory is measured); ours in batch mode, with the
+    # floor (one thread and every thread) measured after each of its timed requests.
+    batch_one: list[FloorResult] = []
+    batch_all: list[FloorResult] = []
+
+    def batch_floor() -> None:
+        batch_one.append(measure_floor(one, bodies[BATCH], 1, 0, 1, methods[BATCH]))
+        batch_all.append(measure_floor(every, bodies[BATCH], cfg.workers, 0, 1, batch_all_method))
+
+    paired_with = "ours" if "ours" in cfg.servers else cfg.servers[0]
     for name in cfg.servers:
         print(f"[{spec.name}] {BATCH} {name} ...", flush=True)
         mode_mb = batch_mb if name == "ours" else None
         with running(name, base_dir, cfg.workers, logs, batch_mb=mode_mb) as server:
             servers[name]["batch_start_to_ping_s"] = server.start_to_ping_s
             servers[name]["scenarios"][BATCH] = run_batch(
-                server, bodies[BATCH], bodies["1000row_c2"], expected_batch, cfg
+                server,
+                bodies[BATCH],
+                bodies["1000row_c2"],
+                expected_batch,
+                cfg,
+                after_each=batch_floor if name == paired_with else None,
             )
-    # Measured again after the servers; the faster of the two is kept (a higher floor is the
-    # stricter reference when the machine was busier during one of them).
-    print(f"[{spec.name}] in-process floor, second time ...", flush=True)
-    again, again_all = measure_floors()
-    floor = {k: max(v, again[k], key=_rate) for k, v in floor.items()}
-    floor_batch_all = max(floor_batch_all, again_all, key=_rate)
-    # The batch floor is the better of one thread and all threads on one request.
-    floor_batch = max(floor[BATCH], floor_batch_all, key=_rate)
+    floor[BATCH] = median_floor(batch_one)
+    floor_batch_all = median_floor(batch_all)
+    print(f"[{spec.name}] in-process floor, after the servers ...", flush=True)
+    again, again_all = floors_outside_rounds()
+    outside = {k: max(v, again[k], key=_rate) for k, v in outside.items()}
+    outside_all = max(outside_all, again_all, key=_rate)
+    # A batch floor is the better of one thread and all threads on one request.
     return {
         "spec": {
             "objective": spec.objective,
@@ -395,7 +445,11 @@ def bench_model(
         "floor_1core": {k: v.as_dict() for k, v in floor.items()},
         "floor_batch_all_cores": floor_batch_all.as_dict(),
         "cold_1row_predict_ms": cold_predict_ms,
-        "floor_batch": floor_batch.as_dict(),
+        "floor_batch": max(floor[BATCH], floor_batch_all, key=_rate).as_dict(),
+        "floor_outside_rounds": {
+            "floor_1core": {k: v.as_dict() for k, v in outside.items()},
+            "floor_batch": max(outside[BATCH], outside_all, key=_rate).as_dict(),
+        },
         "servers": servers,
     }
 

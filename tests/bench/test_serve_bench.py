@@ -36,6 +36,11 @@ def test_floor_is_measured_for_every_scenario(
         assert positive(measured["req_per_s"]), scenario
         assert measured["rows_per_s"] == pytest.approx(measured["req_per_s"] * measured["rows"])
         assert measured["parser"] and measured["formatter"]
+        # measured in every load round (after our batch requests for the batch): the median
+        assert measured["rows_per_s"] in measured["rounds_rows_per_s"], scenario
+    outside = results["models"][model]["floor_outside_rounds"]
+    assert set(outside["floor_1core"]) == {*SCENARIOS, "batch"}
+    assert positive(outside["floor_batch"]["rows_per_s"])
     assert positive(results["models"][model]["floor_batch_all_cores"]["rows_per_s"])
     assert positive(results["models"][model]["cold_1row_predict_ms"])
 
@@ -78,6 +83,9 @@ def test_goals_table_covers_each_goal_per_model(
     assert len(goals) == 14
     for goal in goals:
         assert isinstance(goal["met"], bool) and positive(goal["measured"])
+    strict = [g for g in goals if "against_best_floor_outside_rounds" in g]
+    assert len(strict) == 4  # the 1,000-row and batch goals of each model
+    assert all(positive(g["against_best_floor_outside_rounds"]) for g in strict)
     assert "Goals (issue 8):" in results["_stdout"]
 
 
