@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -200,12 +200,25 @@ class TreeSampler:
         self.interval_s = interval_s
         self.peak = 0
         self._stop = threading.Event()
+        self._sampling = threading.Event()
+        self._sampling.set()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes(process_tree(self.pid)))
+            if self._sampling.is_set():
+                self.peak = max(self.peak, rss_bytes(process_tree(self.pid)))
             self._stop.wait(self.interval_s)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No samples meanwhile: the sampling thread takes CPU and the GIL from whatever the
+        bench itself measures (the in-process floor between two batch requests)."""
+        self._sampling.clear()
+        try:
+            yield
+        finally:
+            self._sampling.set()
 
     def __enter__(self) -> TreeSampler:
         self._thread.start()
