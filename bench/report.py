@@ -28,7 +28,7 @@ def add_ratios(results: dict[str, Any]) -> None:
                     ),
                     "p50_vs_floor_p50": _ratio(measured["p50_ms"], one["p50_ms"]),
                 }
-                if outside is not None:  # the stricter reference: the best floor of the run
+                if outside is not None:  # the earlier reference: the best floor outside the rounds
                     ratios["vs_floor_2core_outside_rounds"] = _ratio(
                         measured["rows_per_s"],
                         FLOOR_CORES * outside["floor_1core"][scenario]["rows_per_s"],

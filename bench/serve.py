@@ -1,7 +1,7 @@
 """Serving benchmark (issue 8): our `./serve` against the classic BYOC server, a tuned one-file
 Flask app and the in-process floor, all measured in one run on this machine.
 
-    python bench/serve.py            # full run, about 5 minutes on 2 cores
+    python bench/serve.py            # full run, about 11 minutes on 2 cores
     python bench/serve.py --quick    # tiny models and 1-second runs: checks that it all works
 
 Writes `serve.json` and `serve.png` into `--out` (default `bench/results/`) and prints a table.
@@ -340,8 +340,8 @@ def bench_model(
     (the batch floor right after each of our timed batch requests), and its median round is the
     reference: this machine's speed moves by up to 2x within minutes, and a floor measured at
     another moment moved the ratios more than any change to the server did. The best floor
-    measured outside the rounds (before and after the servers) is kept too, as a stricter
-    reference."""
+    measured outside the rounds (before and after the servers, the earlier method) is kept too
+    and reported beside it."""
     base_dir = work / spec.name
     model_path = base_dir / "model" / MODEL_FILENAME
     print(f"[{spec.name}] training {spec.rounds} rounds ...", flush=True)
