@@ -171,7 +171,7 @@ def measure_cold_predict(booster: xgb.Booster, body: bytes, calls: int) -> float
 def choose_method(booster: xgb.Booster, body: bytes, threads: int, budget_s: float) -> FloorMethod:
     """Time every parser and formatter on `body` (about `budget_s` each) and keep the fastest
     of those that reproduce the reference numbers."""
-    reference = _reference_rows(body)
+    reference = _numpy_loadtxt(body) if len(body) < 1_000_000 else _pandas_c(body)
     parsers = PARSERS | (THREADED_PARSERS if threads > 1 else {})
     parser = _best_of(parsers, body, lambda out: np.array_equal(out, reference), budget_s)
     expected = booster.inplace_predict(reference)
@@ -188,22 +188,11 @@ def choose_method(booster: xgb.Booster, body: bytes, threads: int, budget_s: flo
     return FloorMethod(parser, formatter, threads)
 
 
-def _reference_rows(body: bytes) -> np.ndarray:
-    return _numpy_loadtxt(body) if len(body) < 1_000_000 else _pandas_c(body)
-
-
 def measure_floor(
-    booster: xgb.Booster,
-    body: bytes,
-    threads: int,
-    duration_s: float,
-    min_calls: int = 3,
-    method: FloorMethod | None = None,
+    booster: xgb.Booster, body: bytes, method: FloorMethod, duration_s: float, min_calls: int = 3
 ) -> FloorResult:
-    """Time parse → `inplace_predict` → format on `body` for about `duration_s` seconds (at
-    least `min_calls` calls), with `method` or the fastest one found now."""
-    if method is None:
-        method = choose_method(booster, body, threads, max(0.05, duration_s / 10))
+    """Time parse → `inplace_predict` → format on `body` with `method` (chosen for `booster`'s
+    thread count) for about `duration_s` seconds, at least `min_calls` calls."""
     parsers = PARSERS | THREADED_PARSERS
     parse, fmt = parsers[method.parser], FORMATTERS[method.formatter]
     parse_t, predict_t, format_t, total_t = [], [], [], []
@@ -224,7 +213,7 @@ def measure_floor(
     req_per_s = len(total_t) / sum(total_t)
     return FloorResult(
         rows=n_rows,
-        threads=threads,
+        threads=method.threads,
         parser=method.parser,
         formatter=method.formatter,
         calls=len(total_t),

@@ -364,12 +364,10 @@ def bench_model(
 
     def floors_outside_rounds() -> tuple[dict[str, FloorResult], FloorResult]:
         floors = {
-            name: measure_floor(one, bodies[name], 1, cfg.floor_s, 2, method)
+            name: measure_floor(one, bodies[name], method, cfg.floor_s, 2)
             for name, method in methods.items()
         }
-        every_core = measure_floor(
-            every, bodies[BATCH], cfg.workers, cfg.floor_s, 2, batch_all_method
-        )
+        every_core = measure_floor(every, bodies[BATCH], batch_all_method, cfg.floor_s, 2)
         return floors, every_core
 
     print(f"[{spec.name}] in-process floor, before the servers ...", flush=True)
@@ -401,7 +399,7 @@ def bench_model(
                 for name, server in live.items():
                     rounds[name].append(run_scenario(server, wrk, scenario, body, cfg))
                 floor_rounds.append(
-                    measure_floor(one, body, 1, cfg.duration_s, method=methods[scenario.name])
+                    measure_floor(one, body, methods[scenario.name], cfg.duration_s)
                 )
             for name in live:
                 servers[name]["scenarios"][scenario.name] = median_round(rounds[name])
@@ -412,8 +410,8 @@ def bench_model(
     batch_all: list[FloorResult] = []
 
     def batch_floor() -> None:
-        batch_one.append(measure_floor(one, bodies[BATCH], 1, 0, 1, methods[BATCH]))
-        batch_all.append(measure_floor(every, bodies[BATCH], cfg.workers, 0, 1, batch_all_method))
+        batch_one.append(measure_floor(one, bodies[BATCH], methods[BATCH], 0, 1))
+        batch_all.append(measure_floor(every, bodies[BATCH], batch_all_method, 0, 1))
 
     paired_with = "ours" if "ours" in cfg.servers else cfg.servers[0]
     for name in cfg.servers:
