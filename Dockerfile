@@ -1,5 +1,5 @@
 # SageMaker bring-your-own-container image for XGBoost: `train` (or no argument) trains, `serve`
-# serves. Build it with ./build_and_push.sh (README, "Docker image").
+# serves. Build it with ./build_and_push.sh (docs/docker.md).
 #
 # Python packages come only from the wheel folder `wheels/` (scripts/wheels.sh fills it on the
 # host from requirements.lock): nothing is fetched from PyPI inside the build. BASE_IMAGE is the

@@ -337,7 +337,7 @@ def _unknown_key_message(key: str) -> str:
     suggestion = _closest(key, names)
     return (
         f"Unknown hyperparameter '{key}'.{suggestion} "
-        "The README's Training section lists every accepted hyperparameter."
+        "docs/hyperparameters.md lists every accepted hyperparameter."
     )
 
 
