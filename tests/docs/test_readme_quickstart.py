@@ -20,8 +20,6 @@ from pathlib import Path
 import pytest
 from markdown_text import README, REPO, code_blocks, section
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
-
 QUICK_START = "Quick start, local"
 SKIPPED = "make test"
 MARKER = "@@quick-start-block-{}-done@@"
@@ -109,6 +107,9 @@ def test_missing_lines_matches_in_order_with_wildcards() -> None:
     assert missing_lines(("6",), output) == ["6"]
 
 
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_readme_quick_start_runs_as_written(tmp_path: Path, container_names: list[str]) -> None:
     steps = quick_start_steps()
     script = ["set -euo pipefail", "exec 2>&1"]
