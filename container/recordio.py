@@ -24,7 +24,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import scipy.sparse as sp
-from google.protobuf.message import DecodeError
 
 MEDIA_TYPE = "application/x-recordio-protobuf"
 MAGIC = 0xCED7230A
@@ -76,7 +75,8 @@ def write_payload(sink: BinaryIO, payload: bytes) -> None:
 
 
 def _new_record() -> Any:
-    from sagemaker_training.record_pb2 import Record  # imported on first use: protobuf is slow
+    """An empty `Record`; protobuf is imported on first use, not by every serving worker."""
+    from sagemaker_training.record_pb2 import Record
 
     return Record()
 
@@ -112,6 +112,8 @@ def read_rows(stream: BinaryIO, with_labels: bool) -> RecordRows:
 
     Raises `RecordIOError` naming the record at fault.
     """
+    from google.protobuf.message import DecodeError
+
     record = _new_record()
     labels: list[float] = []
     data: list[np.ndarray] = []
