@@ -269,7 +269,7 @@ def test_predict_fn_alone_feeds_the_built_in_output(tmp_path: Path) -> None:
         tmp_path,
         """
         def predict_fn(data, model):
-            return [round(float(p) * 100) for p in model.inplace_predict(data)]
+            return [round(float(p) * 100) for p in model.predict(data)]
         """,
         booster,
     )
