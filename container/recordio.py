@@ -93,18 +93,31 @@ def _tensor(value: Any) -> Any:
 class RecordRows:
     """The rows of a RecordIO-protobuf stream, one per record.
 
-    `features` is CSR (absent entries of a sparse record are missing values); `dense` says every
-    record held a dense tensor of the same width, so no entry is absent and the caller may use
-    `features.toarray()`. `labels` holds each record's `label['values']` when it was asked for.
+    `features` is a float32 array when every record held a dense tensor of the same width, else
+    CSR, whose absent entries (of the sparse records) are missing values. `labels` holds each
+    record's `label['values']` when it was asked for.
     """
 
-    features: sp.csr_matrix
+    features: np.ndarray | sp.csr_matrix
     labels: np.ndarray | None
-    dense: bool
 
     @property
     def num_rows(self) -> int:
         return int(self.features.shape[0])
+
+    def as_csr(self) -> sp.csr_matrix:
+        """The rows as CSR; a dense array's every entry is kept, zeros included."""
+        if isinstance(self.features, sp.csr_matrix):
+            return self.features
+        rows, width = self.features.shape
+        return sp.csr_matrix(
+            (
+                self.features.ravel(),
+                np.tile(np.arange(width, dtype=np.int64), rows),
+                np.arange(rows + 1, dtype=np.int64) * width,
+            ),
+            shape=(rows, width),
+        )
 
 
 def read_rows(stream: BinaryIO, with_labels: bool) -> RecordRows:
@@ -117,10 +130,8 @@ def read_rows(stream: BinaryIO, with_labels: bool) -> RecordRows:
     record = _new_record()
     labels: list[float] = []
     data: list[np.ndarray] = []
-    indices: list[np.ndarray] = []
-    indptr = [0]
-    widths: set[int] = set()
-    dense = True
+    indices: list[np.ndarray | None] = []
+    widths: list[int] = []
     for number, payload in enumerate(read_payloads(stream), 1):
         try:
             record.ParseFromString(payload)
@@ -131,37 +142,39 @@ def read_rows(stream: BinaryIO, with_labels: bool) -> RecordRows:
         if FEATURES_KEY not in record.features:
             raise RecordIOError(f"record {number} has no features['{FEATURES_KEY}'] tensor")
         tensor = _tensor(record.features[FEATURES_KEY])
-        values = np.asarray(tensor.values if tensor is not None else [], dtype=np.float32)
-        keys, width, row_dense = _row_layout(tensor, values, number)
+        values = (
+            np.fromiter(tensor.values, np.float32, len(tensor.values))
+            if tensor is not None
+            else np.zeros(0, np.float32)
+        )
+        keys, width = _row_layout(tensor, values, number)
         if with_labels:
             labels.append(_label(record, number))
-        dense = dense and row_dense
-        widths.add(width)
         data.append(values)
         indices.append(keys)
-        indptr.append(indptr[-1] + values.size)
+        widths.append(width)
+    label_array = np.asarray(labels, dtype=np.float32) if with_labels else None
+    values = np.concatenate(data) if data else np.zeros(0, np.float32)
     width = max(widths, default=0)
-    features = sp.csr_matrix(
-        (
-            np.concatenate(data) if data else np.zeros(0, np.float32),
-            np.concatenate(indices) if indices else np.zeros(0, np.int64),
-            np.asarray(indptr, dtype=np.int64),
-        ),
-        shape=(len(indptr) - 1, width),
-    )
-    return RecordRows(
-        features=features,
-        labels=np.asarray(labels, dtype=np.float32) if with_labels else None,
-        dense=dense and len(widths) <= 1,
-    )
+    if all(keys is None for keys in indices) and min(widths, default=0) == width:
+        return RecordRows(values.reshape(len(data), width), label_array)
+    columns = [
+        np.arange(v.size, dtype=np.int64) if k is None else k
+        for v, k in zip(data, indices, strict=True)
+    ]
+    indptr = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum([v.size for v in data], out=indptr[1:])
+    features = sp.csr_matrix((values, np.concatenate(columns), indptr), shape=(len(data), width))
+    return RecordRows(features, label_array)
 
 
-def _row_layout(tensor: Any, values: np.ndarray, number: int) -> tuple[np.ndarray, int, bool]:
-    """The column indices of `values`, the row's width, and whether the row is dense."""
-    shape = [int(s) for s in tensor.shape] if tensor is not None else []
-    declared = math.prod(shape) if shape else None
-    if tensor is None or (not len(tensor.keys) and declared in (None, values.size)):
-        return np.arange(values.size, dtype=np.int64), values.size, True
+def _row_layout(tensor: Any, values: np.ndarray, number: int) -> tuple[np.ndarray | None, int]:
+    """The column indices of a sparse row's `values` (None for a dense row) and its width."""
+    if tensor is None or (not len(tensor.keys) and not len(tensor.shape)):
+        return None, values.size
+    declared = math.prod(int(s) for s in tensor.shape) if len(tensor.shape) else None
+    if not len(tensor.keys) and declared == values.size:
+        return None, values.size
     keys = np.asarray(tensor.keys, dtype=np.int64)
     if keys.size != values.size:
         raise RecordIOError(
@@ -172,7 +185,7 @@ def _row_layout(tensor: Any, values: np.ndarray, number: int) -> tuple[np.ndarra
         raise RecordIOError(
             f"record {number} has key {int(keys.max())}, outside its shape [{width}]"
         )
-    return keys, width, False
+    return keys, width
 
 
 def _label(record: Any, number: int) -> float:

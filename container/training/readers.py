@@ -372,4 +372,4 @@ def read_recordio_protobuf(path: Path) -> Batch:
     if not rows.num_rows:
         return _empty_batch()
     assert rows.labels is not None
-    return Batch(features=rows.features, label=rows.labels)
+    return Batch(features=rows.as_csr(), label=rows.labels)

@@ -289,3 +289,24 @@ def test_payload_limit_and_execution_parameters_follow_either_setting(
 def test_a_max_content_length_that_is_not_a_number_stops_start_up(make_client) -> None:
     with pytest.raises(ValueError, match=r"MAX_CONTENT_LENGTH='6MB' is not an integer"):
         make_client(MAX_CONTENT_LENGTH="6MB")
+
+
+def test_dense_records_of_different_widths_leave_the_short_rows_missing(make_client, boosters):
+    body = framed(_record(None, [0.2, 0.4, 0.6, 0.8], None), _record(None, [0.3, 0.5], None))
+
+    response = make_client("reg:squarederror").post("/invocations", data=body, headers=RECORDIO)
+
+    assert response.status_code == 200, response.data
+    rows = np.array([[0.2, 0.4, 0.6, 0.8], [0.3, 0.5, np.nan, np.nan]], dtype=np.float32)
+    expected = boosters["reg:squarederror"].inplace_predict(rows)
+    np.testing.assert_allclose(csv_scores(response.text), expected, rtol=1e-6)
+
+
+def test_training_reads_dense_records_with_their_zeros_as_values() -> None:
+    body = dense_records(np.array([[0.0, 1.5], [2.0, 0.0]]), np.array([1.0, 0.0]))
+    rows = recordio.read_rows(io.BytesIO(body), with_labels=True)
+
+    matrix = rows.as_csr()
+    assert matrix.nnz == 4  # zeros are values, not missing
+    assert matrix.toarray().tolist() == [[0.0, 1.5], [2.0, 0.0]]
+    assert rows.labels.tolist() == [1.0, 0.0]

@@ -33,7 +33,7 @@ def decode(body: bytes | bytearray, limits: Limits) -> np.ndarray | scipy.sparse
     except recordio.RecordIOError as exc:
         raise BadRequest(f"The {MEDIA_TYPE} body is not readable: {exc}. {_HELP}") from None
     limits.check(rows.num_rows, rows.features.shape[1])
-    return rows.features.toarray() if rows.dense else rows.features
+    return rows.features
 
 
 def encode(output: Output, batch: bool) -> bytes:
