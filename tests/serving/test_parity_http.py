@@ -1,6 +1,8 @@
-"""RecordIO-protobuf through the real `./serve` (gunicorn on 127.0.0.1), with the bodies the
-SageMaker SDK's own `RecordSerializer` / `write_spmatrix_to_sparse_tensor` write and the answers
-read back by the SDK's own `RecordDeserializer` (`sdk_recordio_driver.py`, run in .venv-sdk2).
+"""The built-in algorithm's client behaviour through the real `./serve` (gunicorn on 127.0.0.1):
+RecordIO-protobuf bodies written by the SageMaker SDK's own `RecordSerializer` /
+`write_spmatrix_to_sparse_tensor` and answers read back by its own `RecordDeserializer`
+(`sdk_recordio_driver.py`, run in .venv-sdk2); the built-in's `MAX_CONTENT_LENGTH` in
+`/execution-parameters` and the payload limit; short type names; newline-ended JSON Lines.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ DRIVER = Path(__file__).with_name("sdk_recordio_driver.py")
 SDK2_PYTHON = REPO / ".venv-sdk2" / "bin" / "python"
 RECORDIO = "application/x-recordio-protobuf"
 ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+MAX_CONTENT_LENGTH = 3 * 1024 * 1024
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +93,9 @@ def booster() -> xgb.Booster:
 def server(booster: xgb.Booster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("recordio-serve")
     save_model_dir(root, booster)
-    served = start_serve(root, SAGEMAKER_MODEL_SERVER_WORKERS="1")
+    served = start_serve(
+        root, SAGEMAKER_MODEL_SERVER_WORKERS="1", MAX_CONTENT_LENGTH=str(MAX_CONTENT_LENGTH)
+    )
     yield served
     served.stop()
 
@@ -169,3 +174,37 @@ def test_a_body_that_is_not_recordio_is_a_400_naming_the_format(server: Server) 
         "The application/x-recordio-protobuf body is not readable: record 1 does not start "
         "with the RecordIO magic number 0xCED7230A."
     )
+
+
+def test_execution_parameters_and_the_limit_follow_max_content_length(server: Server) -> None:
+    parameters = requests.get(f"{server.url}/execution-parameters", timeout=10).json()
+    row = b"0.1,0.2,0.3,0.4\n"
+
+    over = requests.post(
+        f"{server.url}/invocations",
+        data=row * (MAX_CONTENT_LENGTH // len(row) + 1),
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
+
+    assert parameters == {
+        "MaxConcurrentTransforms": 1,
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": 3,
+    }
+    assert over.status_code == 413
+    assert "the limit is 3 MB" in over.json()["error"]
+
+
+def test_short_csv_type_and_json_lines_answer_over_http(server: Server, booster: xgb.Booster):
+    body = "\n".join(",".join(repr(float(v)) for v in row) for row in np.nan_to_num(ROWS[:3]))
+
+    response = post(
+        server, body.encode(), **{"Content-Type": "csv", "Accept": "application/jsonlines"}
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.text.endswith("}\n")
+    lines = response.text.splitlines()
+    expected = booster.inplace_predict(np.nan_to_num(ROWS[:3]))
+    np.testing.assert_allclose([json.loads(line)["score"] for line in lines], expected, rtol=1e-6)
