@@ -17,6 +17,7 @@ MODEL_FILENAME = "xgboost-model"
 
 REALTIME_MAX_PAYLOAD_MB = 6
 """SageMaker's payload limit for real-time endpoints."""
+MB = 1024 * 1024
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -106,7 +107,9 @@ class ServingSettings:
     default_accept: str
     inference_output: tuple[str, ...]
     batch: bool
-    max_payload_mb: int
+    max_payload_bytes: int
+    """The largest request body: `SAGEMAKER_MAX_PAYLOAD_IN_MB` in batch mode, else the built-in
+    algorithm's `MAX_CONTENT_LENGTH` (bytes), else SageMaker's 6 MB real-time limit."""
     max_rows: int
     max_columns: int
     program: str | None
@@ -116,8 +119,9 @@ class ServingSettings:
     """The address `serve` binds (`XGB_SERVER_HOST`; tests use 127.0.0.1)."""
 
     @property
-    def max_payload_bytes(self) -> int:
-        return self.max_payload_mb * 1024 * 1024
+    def max_payload_mb(self) -> int:
+        """The payload limit in whole MB (at least 1), as `/execution-parameters` reports it."""
+        return max(1, self.max_payload_bytes // MB)
 
 
 @dataclass(frozen=True)
@@ -152,11 +156,10 @@ class Settings:
         env = os.environ if environ is None else environ
         cpu_count = os.cpu_count() or 1
         batch = env.get("SAGEMAKER_BATCH", "").strip().lower() in _TRUE
-        max_payload = (
-            _int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", REALTIME_MAX_PAYLOAD_MB)
-            if batch
-            else REALTIME_MAX_PAYLOAD_MB
-        )
+        if batch and env.get("SAGEMAKER_MAX_PAYLOAD_IN_MB", "").strip():
+            max_payload = _int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", REALTIME_MAX_PAYLOAD_MB) * MB
+        else:
+            max_payload = _int(env, "MAX_CONTENT_LENGTH", REALTIME_MAX_PAYLOAD_MB * MB)
         output_keys = env.get("SAGEMAKER_INFERENCE_OUTPUT", "")
         program = env.get("SAGEMAKER_PROGRAM", "").strip() or None
         timeout_s = _int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60)
@@ -168,7 +171,7 @@ class Settings:
             or "text/csv",
             inference_output=tuple(k.strip() for k in output_keys.split(",") if k.strip()),
             batch=batch,
-            max_payload_mb=max_payload,
+            max_payload_bytes=max_payload,
             max_rows=_int(env, "XGB_SERVER_MAX_ROWS", 1_000_000),
             max_columns=_int(env, "XGB_SERVER_MAX_COLUMNS", 100_000),
             program=program,

@@ -38,7 +38,8 @@ def _split_params(value: str) -> tuple[str, dict[str, str]]:
 
 
 def parse_content_type(header: str | None, supported: Iterable[str]) -> str:
-    """The request's media type, without parameters; 415 if it is not one of `supported`."""
+    """The request's media type, without parameters; 415 if it is not one of `supported`, or
+    for a `label_size` other than 1 or a charset other than UTF-8 (as ASCII)."""
     supported = tuple(supported)
     if header is None or not header.strip():
         return DEFAULT_CONTENT_TYPE
@@ -49,6 +50,12 @@ def parse_content_type(header: str | None, supported: Iterable[str]) -> str:
         raise UnsupportedMediaType(
             f"Content-Type {media_type!r} is not supported. "
             f"Send one of: {', '.join(sorted(supported))}."
+        )
+    label_size = params.get("label_size")
+    if label_size is not None and label_size != "1":
+        raise UnsupportedMediaType(
+            f"Content-Type {header.strip()!r} is not supported: label_size must be 1 "
+            "(and requests hold no label column, so it may be left out)."
         )
     charset = params.get("charset")
     if charset is not None and charset not in _TEXT_CHARSETS:

@@ -17,9 +17,11 @@ _CHUNK = 1024 * 1024
 
 
 def _too_large(limit_bytes: int, got: str) -> PayloadTooLarge:
+    mb, rest = divmod(limit_bytes, 1024 * 1024)
+    limit = f"{mb} MB" if not rest else f"{limit_bytes} bytes"
     return PayloadTooLarge(
-        f"The request body is {got}; the limit is {limit_bytes // (1024 * 1024)} MB "
-        "(6 MB for a real-time endpoint, SAGEMAKER_MAX_PAYLOAD_IN_MB for batch transform). "
+        f"The request body is {got}; the limit is {limit} (6 MB for a real-time endpoint, "
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB for batch transform, or MAX_CONTENT_LENGTH in bytes). "
         "Send fewer rows per request."
     )
 

@@ -7,7 +7,8 @@
     predict_fn(data, model) -> prediction  output_fn(prediction, accept) -> body | (body, type)
 
 or `transform_fn(model, body, content_type, accept)` instead of the last three. Each missing
-function falls back to the built-in step. Problems found at start-up (the module does not
+function falls back to the built-in step; the built-in input_fn gives a user's predict_fn an
+`xgb.DMatrix`, as the built-in algorithm's does. Problems found at start-up (the module does not
 import, `transform_fn` mixed with the others, `model_fn` fails or returns what the built-in
 steps cannot use) stop `serve` with a sentence. At request time an exception in user code is a
 500 whose traceback goes to the log; `ClientError("...", status=4xx)` (or any exception with an
@@ -242,11 +243,11 @@ class UserInference:
             return self._user_response(TRANSFORM_FN, result, accept)
 
         input_fn = self.code.get(INPUT_FN)
+        predict_fn = self.code.get(PREDICT_FN)
         if input_fn is not None:
             data = self._call(INPUT_FN, body, content_type or headers.DEFAULT_CONTENT_TYPE)
         else:
-            data = self._decode(body, content_type)
-        predict_fn = self.code.get(PREDICT_FN)
+            data = self._decode(body, content_type, for_user=predict_fn is not None)
         if predict_fn is not None:
             prediction = self._call(PREDICT_FN, data, self.model)
         else:
@@ -303,10 +304,16 @@ class UserInference:
             )
         return Response(bytes(result), status=200, content_type=content_type)
 
-    def _decode(self, body: bytes, content_type: str) -> Any:
-        """The built-in input_fn: the server's decoders, with their 415 and 400 sentences."""
+    def _decode(self, body: bytes, content_type: str, for_user: bool) -> Any:
+        """The built-in input_fn: the server's decoders, with their 415 and 400 sentences.
+
+        The rows go to the user's predict_fn as an `xgb.DMatrix`, what the built-in algorithm's
+        input_fn gives it (so `model.predict(data)` works); the built-in predict_fn takes them
+        as they are decoded (numpy or CSR), its fast path.
+        """
         media_type = headers.parse_content_type(content_type or None, DECODERS)
-        return decode_rows(media_type, body, self.limits)
+        rows = decode_rows(media_type, body, self.limits)
+        return xgb.DMatrix(rows) if for_user else rows
 
     def _predict(self, data: Any) -> np.ndarray:
         """The built-in predict_fn: the booster on numpy, CSR, pandas or DMatrix input."""

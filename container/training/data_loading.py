@@ -22,6 +22,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 import xgboost as xgb
 
+from container import recordio
 from container.errors import ClientError
 from container.training import readers
 from container.training.hyperparameters import Hyperparameters
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 CSV = "text/csv"
 LIBSVM = "text/libsvm"
 PARQUET = "application/x-parquet"
-RECORDIO_PROTOBUF = "application/x-recordio-protobuf"
+RECORDIO_PROTOBUF = recordio.MEDIA_TYPE
 
 READERS: dict[str, Callable[[Path, bool], readers.Batch]] = {
     CSV: readers.read_csv,
@@ -65,7 +66,6 @@ EXTENSIONS = {
     ".pbr": RECORDIO_PROTOBUF,
     ".recordio": RECORDIO_PROTOBUF,
 }
-RECORDIO_MAGIC = (0xCED7230A).to_bytes(4, "little")
 PARQUET_MAGIC = b"PAR1"
 
 
@@ -136,7 +136,7 @@ def detect_content_type(path: Path) -> str:
     head = readers.read_head(path)
     if head.startswith(PARQUET_MAGIC):
         return PARQUET
-    if head.startswith(RECORDIO_MAGIC):
+    if head.startswith(recordio.MAGIC_BYTES):
         return RECORDIO_PROTOBUF
     first_line = next((line for line in head.decode("utf-8", "replace").splitlines() if line), "")
     tokens = first_line.split()

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import scipy.sparse as sp
 
+from container import recordio
 from container.arrow_values import float_values
 from container.errors import ClientError
 
@@ -357,59 +358,18 @@ def _float_columns(table: pa.Table, path: Path) -> pa.Table:
 # --- RecordIO-protobuf -----------------------------------------------------------------------
 
 
-def _tensor(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    if kind is None or kind == "bytes":
-        return None
-    return getattr(value, kind)
-
-
 def read_recordio_protobuf(path: Path) -> Batch:
-    """SageMaker's RecordIO-wrapped `Record` protobufs, dense or sparse (keys + shape)."""
-    from sagemaker_training.record_pb2 import Record
-    from sagemaker_training.recordio import _read_recordio
-
-    labels: list[float] = []
-    data: list[np.ndarray] = []
-    indices: list[np.ndarray] = []
-    indptr = [0]
-    width = 0
-    record = Record()
+    """SageMaker's RecordIO-wrapped `Record` protobufs, dense or sparse (`container.recordio`)."""
     opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as handle:
         try:
-            for number, payload in enumerate(_read_recordio(handle), 1):
-                record.ParseFromString(payload)
-                if "values" not in record.features:
-                    raise ValueError(f"record {number} has no features['values'] tensor")
-                tensor = _tensor(record.features["values"])
-                label = _tensor(record.label["values"]) if "values" in record.label else None
-                if label is None or len(label.values) != 1:
-                    raise ValueError(f"record {number} needs exactly one label value")
-                values = np.asarray(tensor.values if tensor else [], dtype=np.float32)
-                if tensor is not None and len(tensor.shape):
-                    keys = np.asarray(tensor.keys, dtype=np.int64)
-                    row_width = int(tensor.shape[0])
-                else:
-                    keys = np.arange(values.size, dtype=np.int64)
-                    row_width = values.size
-                labels.append(float(label.values[0]))
-                data.append(values)
-                indices.append(keys)
-                indptr.append(indptr[-1] + values.size)
-                width = max(width, row_width)
-        except (AssertionError, ValueError, OSError, EOFError) as exc:
-            detail = str(exc) or "bad RecordIO framing (wrong magic number)"
+            rows = recordio.read_rows(handle, with_labels=True)
+        except (ValueError, OSError, EOFError) as exc:
             raise ClientError(
-                f"File {path} is not valid RecordIO-protobuf: {detail}. Records must be "
+                f"File {path} is not valid RecordIO-protobuf: {exc}. Records must be "
                 "SageMaker `Record` messages with features['values'] and label['values']."
             ) from None
-        except Exception as exc:  # protobuf's DecodeError has no stable import path
-            raise ClientError(f"File {path} is not valid RecordIO-protobuf: {exc}.") from None
-    if not labels:
+    if not rows.num_rows:
         return _empty_batch()
-    matrix = sp.csr_matrix(
-        (np.concatenate(data), np.concatenate(indices), np.asarray(indptr)),
-        shape=(len(labels), width),
-    )
-    return Batch(features=matrix, label=np.asarray(labels, dtype=np.float32))
+    assert rows.labels is not None
+    return Batch(features=rows.as_csr(), label=rows.labels)

@@ -178,12 +178,12 @@ def test_single_row_npy_1d_and_json_flat_list(make_client) -> None:
             "application/json",
             '{{"predictions":[{{"score":{s0}}},{{"score":{s1}}}]}}',
         ),
-        ("application/jsonlines", "application/jsonlines", '{{"score":{s0}}}\n{{"score":{s1}}}'),
+        ("application/jsonlines", "application/jsonlines", '{{"score":{s0}}}\n{{"score":{s1}}}\n'),
         ("text/html;q=0.9, application/json;q=0.5, text/csv;q=0.8", "text/csv", "{s0}\n{s1}"),
         (
             "application/json;q=0.2, application/jsonlines",
             "application/jsonlines",
-            '{{"score":{s0}}}\n{{"score":{s1}}}',
+            '{{"score":{s0}}}\n{{"score":{s1}}}\n',
         ),
         (
             "application/*",
@@ -469,7 +469,8 @@ LONG_CSV = (ROW + "\n") * 3
             b"<a/>",
             415,
             "Content-Type 'application/xml' is not supported. Send one of: application/json, "
-            "application/jsonlines, application/x-npy, text/csv, text/libsvm, text/x-libsvm.",
+            "application/jsonlines, application/x-npy, application/x-recordio-protobuf, csv, "
+            "libsvm, text/csv, text/libsvm, text/x-libsvm.",
         ),
         (
             {},
@@ -484,7 +485,8 @@ LONG_CSV = (ROW + "\n") * 3
             ROW.encode(),
             406,
             "Accept 'application/xml' matches no response type this server writes. "
-            "Ask for one of: text/csv, application/json, application/jsonlines.",
+            "Ask for one of: text/csv, application/json, application/jsonlines, "
+            "application/x-recordio-protobuf.",
         ),
         ({}, {**CSV, "Accept": "text/csv;q=0"}, ROW.encode(), 406, "matches no response type"),
         (
@@ -571,7 +573,8 @@ def test_client_errors(make_client, env, headers, body, status, message) -> None
         (
             {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/xml"},
             "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT='application/xml' is not a response type this "
-            "server writes; use one of: text/csv, application/json, application/jsonlines.",
+            "server writes; use one of: text/csv, application/json, application/jsonlines, "
+            "application/x-recordio-protobuf.",
         ),
         (
             {"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,colour"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -9,7 +10,9 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 import pytest
+from sagemaker_training.record_pb2 import Record
 
+from container import recordio
 from container.errors import BadRequest, PayloadTooLarge
 from container.serving.codecs import DECODERS, ENCODERS, Limits, csv_codec, text_format
 from container.serving.predictions import Output
@@ -168,6 +171,8 @@ PROBS = np.array([[0.1, 0.9], [0.5, 0.5], [1.0, 0.0]], dtype=np.float32)
 
 
 def _records(media_type: str, body: bytes) -> list:
+    if media_type == recordio.MEDIA_TYPE:
+        return [_labels_of(payload) for payload in recordio.read_payloads(io.BytesIO(body))]
     text = body.decode()
     if media_type == "application/json":
         return json.loads(text)["predictions"]
@@ -176,6 +181,12 @@ def _records(media_type: str, body: bytes) -> list:
     return [
         [json.loads(cell.strip('"')) for cell in _csv_cells(line)] for line in text.splitlines()
     ]
+
+
+def _labels_of(payload: bytes) -> dict[str, list[float]]:
+    record = Record()
+    record.ParseFromString(payload)
+    return {key: list(value.float32_tensor.values) for key, value in record.label.items()}
 
 
 def _csv_cells(line: str) -> list[str]:

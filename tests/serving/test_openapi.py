@@ -228,7 +228,7 @@ def _jsonlines(ctx: object, value: object) -> bytes:
     return value.encode() if isinstance(value, str) else json.dumps(value).encode()
 
 
-@schemathesis.serializer("application/x-npy")
+@schemathesis.serializer("application/x-npy", "application/x-recordio-protobuf")
 def _npy_bytes(ctx: object, value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 

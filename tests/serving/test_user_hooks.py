@@ -269,7 +269,7 @@ def test_predict_fn_alone_feeds_the_built_in_output(tmp_path: Path) -> None:
         tmp_path,
         """
         def predict_fn(data, model):
-            return [round(float(p) * 100) for p in model.inplace_predict(data)]
+            return [round(float(p) * 100) for p in model.predict(data)]
         """,
         booster,
     )
@@ -556,7 +556,7 @@ def test_serve_logs_the_users_traceback_for_an_exception_in_predict_fn(tmp_path:
         tmp_path,
         """
         def scale(values):
-            return values / 0 if values.size > 100 else values.missing_attribute
+            return values / 0 if values.num_row() > 100 else values.missing_attribute
 
         def predict_fn(data, model):
             return scale(data)
@@ -578,4 +578,4 @@ def test_serve_logs_the_users_traceback_for_an_exception_in_predict_fn(tmp_path:
     inference = tmp_path / "model" / "code" / "inference.py"
     assert f'File "{inference}", line 6, in predict_fn' in log
     assert f'File "{inference}", line 3, in scale' in log
-    assert "AttributeError: 'numpy.ndarray' object has no attribute 'missing_attribute'" in log
+    assert "AttributeError: 'DMatrix' object has no attribute 'missing_attribute'" in log

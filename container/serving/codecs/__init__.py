@@ -16,6 +16,7 @@ from container.serving.codecs import (
     jsonlines_codec,
     libsvm_codec,
     npy_codec,
+    recordio_codec,
 )
 from container.serving.codecs.limits import Limits
 from container.serving.predictions import Features, Output
@@ -30,12 +31,17 @@ DECODERS: dict[str, Decoder] = {
     "text/libsvm": libsvm_codec.decode,
     "text/x-libsvm": libsvm_codec.decode,
     "application/x-npy": npy_codec.decode,
+    "application/x-recordio-protobuf": recordio_codec.decode,
+    # The short names training's ContentType accepts, as the built-in algorithm's server does.
+    "csv": csv_codec.decode,
+    "libsvm": libsvm_codec.decode,
 }
 
 ENCODERS: dict[str, Encoder] = {
     "text/csv": csv_codec.encode,
     "application/json": json_codec.encode,
     "application/jsonlines": jsonlines_codec.encode,
+    "application/x-recordio-protobuf": recordio_codec.encode,
 }
 
 

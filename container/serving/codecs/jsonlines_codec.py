@@ -1,5 +1,5 @@
 """application/jsonlines: one `[...]` or `{"features": [...]}` per line in; one object per line
-out (`{"score": ...}` or the selected keys)."""
+out (`{"score": ...}` or the selected keys), every line ended by a newline."""
 
 from __future__ import annotations
 
@@ -42,5 +42,5 @@ def decode(body: bytes | bytearray, limits: Limits) -> np.ndarray:
 
 
 def encode(output: Output, batch: bool) -> bytes:
-    """One JSON object per row and line."""
-    return text_format.jsonlines_document(output, batch)
+    """One JSON object per row, each line ended by a newline, endpoint and batch alike."""
+    return text_format.jsonlines_document(output)

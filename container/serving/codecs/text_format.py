@@ -168,8 +168,8 @@ def json_document(output: Output) -> bytes:
     return _document(output, _json_objects, ",", prefix='{"predictions":[', suffix="]}")
 
 
-def jsonlines_document(output: Output, batch: bool) -> bytes:
-    """One JSON object per row and line."""
+def jsonlines_document(output: Output) -> bytes:
+    """One JSON object per row, every line ended by a newline (JSON Lines), in every mode."""
     if output.num_rows <= SMALL_ROWS:
-        return ("\n".join(_small_objects(output)) + ("\n" if batch else "")).encode()
-    return _document(output, _json_objects, "\n", suffix="\n" if batch else "")
+        return ("\n".join(_small_objects(output)) + "\n").encode()
+    return _document(output, _json_objects, "\n", suffix="\n")
