@@ -357,10 +357,12 @@ def to_dmatrix(
     dataset: Dataset,
     hyperparameters: Hyperparameters,
     reference: xgb.DMatrix | None = None,
+    sliceable: bool = False,
 ) -> xgb.DMatrix:
     """Hand the rows to XGBoost: a `QuantileDMatrix` for hist (binned, no float copy).
 
     A spilled dataset is read back from disk once per pass of XGBoost's, then deleted.
+    With `sliceable`, always a plain `DMatrix`, which `DMatrix.slice` can cut into folds.
     """
     meta: dict[str, Any] = {"label": dataset.label, "weight": dataset.weight, "qid": dataset.qid}
     params = hyperparameters.xgboost_params
@@ -376,7 +378,7 @@ def to_dmatrix(
                     max_bin=params.get("max_bin", 256),
                     nthread=nthread,
                 )
-        elif hyperparameters.uses_quantile_matrix:
+        elif hyperparameters.uses_quantile_matrix and not sliceable:
             matrix = xgb.QuantileDMatrix(
                 dataset.features,
                 **meta,
