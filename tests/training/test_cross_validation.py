@@ -255,3 +255,27 @@ def test_xgboost_model_wins_and_fold_files_beside_it_are_ignored(tmp_path: Path)
     model_dir = _fold_dir(tmp_path, ["xgboost-model", "xgboost-model-0", "xgboost-model-1"])
     loaded = load_model(model_dir)
     assert loaded.ensemble == () and len(loaded.boosters) == 1
+
+
+def test_multiclass_out_of_fold_columns_are_the_probability_and_label_of_the_held_out_model(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(8)
+    features = rng.normal(size=(150, 3))
+    label = np.digitize(features[:, 0] + features[:, 1], [-0.7, 0.7]).astype(float)
+    rows = as_written(np.column_stack([label, features]))
+    job = make_job(
+        tmp_path,
+        {"num_round": 4, "objective": "multi:softprob", "num_class": 3, "_kfold": 3},
+        {"train": {"content_type": "text/csv", "files": {"a.csv": csv_text(rows)}}},
+    )
+    run_ok(job)
+    models = fold_models(job)
+    probabilities = np.zeros((len(rows), 3))
+    splitter = RepeatedStratifiedKFold(n_splits=3, n_repeats=1, random_state=0)
+    for model, (_, held_out) in zip(models, splitter.split(rows, rows[:, 0]), strict=True):
+        probabilities[held_out] = model.predict(xgb.DMatrix(rows[held_out, 1:]))
+    table = predictions_csv(job)
+    np.testing.assert_allclose(table[:, 0], rows[:, 0])
+    np.testing.assert_allclose(table[:, 1], probabilities.max(axis=1), atol=2e-6)
+    np.testing.assert_array_equal(table[:, 2], probabilities.argmax(axis=1))
