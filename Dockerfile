@@ -56,6 +56,12 @@ COPY --from=builder /opt/venv /opt/venv
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh
 COPY train serve /opt/program/
 COPY container/ /opt/program/container/
+COPY sagemaker_xgboost_container/ /opt/program/sagemaker_xgboost_container/
+COPY sagemaker_containers/ /opt/program/sagemaker_containers/
+# Script-mode programs run from /opt/ml/code: a .pth file puts /opt/program on their path too,
+# for the framework container's names (sagemaker_xgboost_container) and the code they wrap.
+RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
+    && echo /opt/program > "$site/opt-program.pth"
 WORKDIR /opt/program
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]

@@ -2,13 +2,16 @@
 recognised by their bytes and refused with a message saying how to re-save the model.
 
 Only the one model file is read; other files in the model folder (the SDK's local mode leaves
-`model.tar.gz` and `output.tar.gz` there) are ignored.
+`model.tar.gz` and `output.tar.gz` there) are ignored. A folder without `xgboost-model` but
+with `xgboost-model-0 .. xgboost-model-N` (the models of a `_kfold` cross-validation job) is
+loaded whole, and its predictions are the mean of every model's, as the built-in answers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +43,13 @@ class LoadedModel:
     num_features: int
     num_class: int
     num_target: int
+    ensemble: tuple[xgb.Booster, ...] = ()
+    """Every model of a cross-validation folder, `booster` first; empty for a single model."""
+
+    @property
+    def boosters(self) -> tuple[xgb.Booster, ...]:
+        """The boosters whose predictions are averaged: `booster` alone, or the ensemble."""
+        return self.ensemble or (self.booster,)
 
     def set_threads(self, nthread: int) -> None:
         """Set how many OpenMP threads predictions use in this process.
@@ -49,7 +59,8 @@ class LoadedModel:
         alone kept every prediction on one thread. Both are set.
         """
         xgb.set_config(nthread=nthread)
-        self.booster.set_param("nthread", nthread)
+        for booster in self.boosters:
+            booster.set_param("nthread", nthread)
 
 
 def sniff_format(data: bytes) -> str:
@@ -107,12 +118,38 @@ def _refusal(path: Path, data: bytes, kind: str) -> ModelLoadError:
     )
 
 
+_FOLD_MODEL = re.compile(re.escape(MODEL_FILENAME) + r"-(\d+)")
+
+
+def fold_files(model_dir: Path) -> list[Path]:
+    """`xgboost-model-0 .. -N` in order (a `_kfold` job's models); raise if one is missing."""
+    if not model_dir.is_dir():
+        return []
+    found = {}
+    for path in model_dir.iterdir():
+        match = _FOLD_MODEL.fullmatch(path.name)
+        if match and path.is_file():
+            found[int(match.group(1))] = path
+    missing = [i for i in range(len(found)) if i not in found]
+    if missing:
+        raise ModelLoadError(
+            f"{model_dir} holds cross-validation models up to {MODEL_FILENAME}-{max(found)}, "
+            f"but {MODEL_FILENAME}-{missing[0]} is missing: serving averages every fold's "
+            f"model, so the folder needs {MODEL_FILENAME}-0 to -{max(found)}."
+        )
+    return [found[i] for i in sorted(found)]
+
+
 def load_model(model_dir: Path, nthread: int = 1) -> LoadedModel:
-    """Load `model_dir/xgboost-model` with `nthread` OpenMP threads (1 before forking workers).
+    """Load `model_dir/xgboost-model` with `nthread` OpenMP threads (1 before forking workers);
+    without it, a cross-validation job's `xgboost-model-N` files as one averaged model.
 
     Raises `ModelLoadError` with a sentence for a missing, unsafe, old or broken model.
     """
     path = model_dir / MODEL_FILENAME
+    folds = [] if path.is_file() else fold_files(model_dir)
+    if folds:
+        return _load_ensemble(folds, nthread)
     if not path.is_file():
         present = sorted(p.name for p in model_dir.iterdir()) if model_dir.is_dir() else []
         where = (
@@ -122,8 +159,39 @@ def load_model(model_dir: Path, nthread: int = 1) -> LoadedModel:
         )
         raise ModelLoadError(
             f"No model file at {path} ({where}). `serve` loads `{MODEL_FILENAME}` as written by "
-            "`train` or by SageMaker's built-in XGBoost algorithm (JSON or UBJSON)."
+            "`train` or by SageMaker's built-in XGBoost algorithm (JSON or UBJSON), or the "
+            f"`{MODEL_FILENAME}-0 .. -N` models of a `_kfold` job."
         )
+    return _load_one(path, nthread)
+
+
+def _load_ensemble(paths: list[Path], nthread: int) -> LoadedModel:
+    """Load every fold's model; they must agree on what they predict."""
+    models = [_load_one(path, nthread) for path in paths]
+    first = models[0]
+    for path, model in zip(paths[1:], models[1:], strict=True):
+        facts = (model.objective, model.num_features, model.num_class, model.num_target)
+        expected = (first.objective, first.num_features, first.num_class, first.num_target)
+        if facts != expected:
+            raise ModelLoadError(
+                f"{path} (objective {model.objective}, {model.num_features} features) does not "
+                f"match {paths[0]} (objective {first.objective}, {first.num_features} features): "
+                "the models of one cross-validation folder are averaged, so they must come "
+                "from the same job."
+            )
+    log.info("Serving the mean of %d cross-validation models.", len(models))
+    return LoadedModel(
+        booster=first.booster,
+        objective=first.objective,
+        num_features=first.num_features,
+        num_class=first.num_class,
+        num_target=first.num_target,
+        ensemble=tuple(model.booster for model in models),
+    )
+
+
+def _load_one(path: Path, nthread: int) -> LoadedModel:
+    """Load one model file, refusing pickles and the old binary format by their bytes."""
     data = path.read_bytes()
     kind = sniff_format(data)
     if kind in ("pickle", "compressed-pickle", "legacy-binary"):

@@ -96,7 +96,7 @@ class Predictor:
 
     def __init__(self, model: LoadedModel) -> None:
         self.model = model
-        self._dense = DensePredictor(model.booster)
+        self._dense = [DensePredictor(booster) for booster in model.boosters]
 
     def predict(self, features: Features) -> np.ndarray:
         """The booster's predictions for `features` (float32 rows or CSR); 400 on wrong width."""
@@ -116,8 +116,10 @@ class Predictor:
                     f"Row {row}, column {column} is infinite; send a finite number, or leave the "
                     "field empty (or nan) for a missing value."
                 )
-            return self._dense(features)
-        return self.model.booster.inplace_predict(features, validate_features=False)
+            return _mean([predict(features) for predict in self._dense])
+        return _mean(
+            [b.inplace_predict(features, validate_features=False) for b in self.model.boosters]
+        )
 
     @staticmethod
     def _fit_sparse(features: scipy.sparse.csr_matrix, expected: int) -> scipy.sparse.csr_matrix:
@@ -173,3 +175,9 @@ class Predictor:
             return raw
         # probabilities, raw_scores: [1 - p, p], as the built-in algorithm answers
         return np.stack([1.0 - raw, raw], axis=1)
+
+
+def _mean(predictions: list[np.ndarray]) -> np.ndarray:
+    """One model's predictions as they are; a cross-validation ensemble's averaged, as the
+    built-in averages them (the objective's outputs: probabilities, not margins)."""
+    return predictions[0] if len(predictions) == 1 else np.mean(predictions, axis=0)

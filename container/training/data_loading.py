@@ -114,18 +114,36 @@ def normalize_content_type(raw: str, channel: str) -> str:
     return mime
 
 
+SPARK_MARKERS = ("_SUCCESS", "_metadata", "_common_metadata")
+SPARK_MARKER_PREFIXES = ("_committed_", "_started_")
+"""Files Spark and Hadoop write beside their part files: job markers, Parquet summary files
+(footers of the part files, no rows of their own) and Databricks' commit logs."""
+
+
 def channel_files(directory: Path) -> list[Path]:
-    """Every non-empty, non-hidden file under `directory`, nested folders included, sorted."""
+    """Every non-empty data file under `directory`, nested folders included, sorted.
+
+    Hidden files and folders are skipped, and so are the marker and checksum files of a Spark
+    output folder (`_SUCCESS`, `*.crc`, `_committed_*`, ...): such a folder trains as written.
+    """
     if not directory.is_dir():
         return []
     files = []
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
-        if any(part.startswith(".") for part in relative.parts):
+        if any(part.startswith(".") for part in relative.parts) or _is_spark_marker(path.name):
             continue
         if path.is_file() and path.stat().st_size > 0:
             files.append(path)
     return files
+
+
+def _is_spark_marker(name: str) -> bool:
+    return (
+        name in SPARK_MARKERS
+        or name.startswith(SPARK_MARKER_PREFIXES)
+        or name.lower().endswith(".crc")
+    )
 
 
 def detect_content_type(path: Path) -> str:
@@ -339,10 +357,12 @@ def to_dmatrix(
     dataset: Dataset,
     hyperparameters: Hyperparameters,
     reference: xgb.DMatrix | None = None,
+    sliceable: bool = False,
 ) -> xgb.DMatrix:
     """Hand the rows to XGBoost: a `QuantileDMatrix` for hist (binned, no float copy).
 
     A spilled dataset is read back from disk once per pass of XGBoost's, then deleted.
+    With `sliceable`, always a plain `DMatrix`, which `DMatrix.slice` can cut into folds.
     """
     meta: dict[str, Any] = {"label": dataset.label, "weight": dataset.weight, "qid": dataset.qid}
     params = hyperparameters.xgboost_params
@@ -358,7 +378,7 @@ def to_dmatrix(
                     max_bin=params.get("max_bin", 256),
                     nthread=nthread,
                 )
-        elif hyperparameters.uses_quantile_matrix:
+        elif hyperparameters.uses_quantile_matrix and not sliceable:
             matrix = xgb.QuantileDMatrix(
                 dataset.features,
                 **meta,

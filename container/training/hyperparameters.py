@@ -149,6 +149,8 @@ PARAMS: tuple[Param, ...] = (
     Param("checkpoints_to_keep", Kind.INT, _POSITIVE_INT, default=3, to_xgboost=False),
     Param("save_model_on_termination", Kind.BOOL, default=False, to_xgboost=False),
     Param("_tuning_objective_metric", Kind.STRING, to_xgboost=False),
+    Param("_kfold", Kind.INT, Range(2), to_xgboost=False),
+    Param("_num_cv_round", Kind.INT, _POSITIVE_INT, to_xgboost=False),
     # General.
     Param("booster", Kind.CHOICE, choices=("gbtree", "gblinear", "dart")),
     Param("verbosity", Kind.INT, Range(0, 3)),
@@ -256,6 +258,10 @@ class Hyperparameters:
     save_model_on_termination: bool = False
     tuning_channel: str | None = None
     """`validation` or `train` when automatic model tuning watches a metric there."""
+    kfold: int | None = None
+    """`_kfold`: train this many models by cross-validation (SageMaker Autopilot sets it)."""
+    num_cv_round: int = 1
+    """`_num_cv_round`: how many times the cross-validation is repeated on new folds."""
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -536,6 +542,7 @@ def _check_dependencies(values: dict[str, Any], warnings: list[str]) -> list[str
                 "'validation:METRIC' or 'train:METRIC' with an XGBoost metric such as "
                 "'validation:rmse'."
             )
+    errors.extend(_check_cross_validation(values, objective))
     if values.get("silent") is not None:
         warnings.append(
             "Hyperparameter 'silent' is deprecated: use 'verbosity' (0 silent .. 3 debug); "
@@ -544,6 +551,21 @@ def _check_dependencies(values: dict[str, Any], warnings: list[str]) -> list[str
     if objective == "reg:linear":
         warnings.append("Objective 'reg:linear' is deprecated: using 'reg:squarederror'.")
     return errors
+
+
+def _check_cross_validation(values: dict[str, Any], objective: str) -> list[str]:
+    """`_num_cv_round` repeats a `_kfold` cross-validation; ranking groups cannot be split."""
+    if "_num_cv_round" in values and "_kfold" not in values:
+        return [
+            "Hyperparameter '_num_cv_round' repeats a k-fold cross-validation, but '_kfold' is "
+            "not set: set _kfold (2 or more) or remove _num_cv_round."
+        ]
+    if "_kfold" in values and objective.startswith("rank:"):
+        return [
+            f"Hyperparameter '_kfold' splits rows into folds at random, which would cut the "
+            f"query groups that objective '{objective}' ranks within: remove _kfold."
+        ]
+    return []
 
 
 def _build(values: dict[str, Any], warnings: list[str]) -> Hyperparameters:
@@ -586,5 +608,7 @@ def _build(values: dict[str, Any], warnings: list[str]) -> Hyperparameters:
         checkpoints_to_keep=values.get("checkpoints_to_keep", 3),
         save_model_on_termination=values.get("save_model_on_termination", False),
         tuning_channel=tuning.partition(":")[0] if tuning else None,
+        kfold=values.get("_kfold"),
+        num_cv_round=values.get("_num_cv_round", 1),
         warnings=tuple(warnings),
     )

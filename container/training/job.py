@@ -178,7 +178,12 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     if "train" not in channels and not settings.paths.channel_dir("train").is_dir():
         raise ClientError("The 'train' channel is required but the job has none.")
     has_validation = "validation" in channels or settings.paths.channel_dir("validation").is_dir()
-    _check_early_stopping(hyperparameters, has_validation)
+    _check_early_stopping(hyperparameters, has_validation or bool(hyperparameters.kfold))
+    if hyperparameters.kfold:  # k models by cross-validation, each with its held-out fold
+        from container.training import cross_validation
+
+        cross_validation.run(settings, config, hyperparameters, has_validation, stop)
+        return
 
     with distributed.join_cluster(config.resources, settings) as role:
         started = time.perf_counter()

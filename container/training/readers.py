@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 CSV_BLOCK_BYTES = 1 << 20
 """Arrow parses CSV in blocks of this size on all cores; bigger blocks cost memory, not speed."""
 PARQUET_BATCH_ROWS = 65536
+DASK_INDEX = "__null_dask_index__"
+"""The column Dask writes an unnamed index to."""
 
 
 class LabelledRows:
@@ -331,7 +334,10 @@ def stream_parquet(path: Path, csv_weights: bool) -> Iterator[Batch]:
 
     with open_stream(path) as source:
         try:
-            record_batches = pq.ParquetFile(source).iter_batches(batch_size=PARQUET_BATCH_ROWS)
+            parquet = pq.ParquetFile(source)
+            record_batches = parquet.iter_batches(
+                batch_size=PARQUET_BATCH_ROWS, columns=data_columns(parquet.schema_arrow)
+            )
             first_row = 0
             for record_batch in record_batches:
                 table = _float_columns(pa.Table.from_batches([record_batch]), path)
@@ -340,6 +346,29 @@ def stream_parquet(path: Path, csv_weights: bool) -> Iterator[Batch]:
                 yield batch
         except (pa.ArrowInvalid, OSError) as exc:
             raise ClientError(f"File {path} is not a readable Parquet file: {exc}") from None
+
+
+def data_columns(schema: pa.Schema) -> list[str] | None:
+    """The columns of a Parquet file that hold data, or None when all of them do.
+
+    pandas (and Dask and Spark's pandas API, through it) store a DataFrame's index as extra
+    columns named in the `pandas` schema metadata (`__index_level_0__`, Dask's
+    `__null_dask_index__`, or the index's own name): row labels, never a label or a feature.
+    Those reserved names are dropped even where the metadata was lost.
+    """
+    declared: set[str] = set()
+    metadata = schema.pandas_metadata or {}
+    for entry in metadata.get("index_columns", []):
+        if isinstance(entry, str):  # a RangeIndex is a dict and stored as no column at all
+            declared.add(entry)
+    index = [name for name in schema.names if name in declared or _is_index_name(name)]
+    if not index:
+        return None
+    return [name for name in schema.names if name not in index]
+
+
+def _is_index_name(name: str) -> bool:
+    return name == DASK_INDEX or re.fullmatch(r"__index_level_\d+__", name) is not None
 
 
 def _float_columns(table: pa.Table, path: Path) -> pa.Table:

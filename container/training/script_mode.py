@@ -110,6 +110,8 @@ def run_program(settings: Settings, config: Any, stop: StopRequest) -> None:
     if install_error is not None:  # read the tail once the pump has taken all of it
         raise ClientError(_install_failure(install_error, program, code_dir, tail.text()))
 
+    for directory in (settings.paths.model_dir, settings.paths.output_data_dir):
+        directory.mkdir(parents=True, exist_ok=True)  # SM_MODEL_DIR, SM_OUTPUT_DATA_DIR
     env_vars = env.to_env_vars()
     environment.write_env_vars(env_vars)
     args = env.to_cmd_args()

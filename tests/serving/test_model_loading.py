@@ -74,7 +74,7 @@ def test_missing_model_names_what_is_there(tmp_path: Path) -> None:
     assert str(error.value) == (
         f"No model file at {tmp_path}/model/xgboost-model (the folder holds model.tar.gz). "
         "`serve` loads `xgboost-model` as written by `train` or by SageMaker's built-in XGBoost "
-        "algorithm (JSON or UBJSON)."
+        "algorithm (JSON or UBJSON), or the `xgboost-model-0 .. -N` models of a `_kfold` job."
     )
 
 
