@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: install demo test lint image engine clean
 
 install: $(STAMP)
+	@scripts/nginx.sh $(VENV)
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)

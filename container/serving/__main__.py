@@ -23,6 +23,6 @@ if not _may_run_user_code():
     # server never uses it, so it is hidden from this process unless user code may need it.
     sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
 
-from container.serving.server import main  # noqa: E402
+from container.serving.supervisor import main  # noqa: E402
 
 raise SystemExit(main())

@@ -10,7 +10,6 @@ batch mode each worker also keeps the memory it frees for the next large request
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,8 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from container.errors import ContainerError
+from container.serving.front import RunDir
+from container.serving.health import HealthResponder
 from container.serving.heap import keep_freed_memory
 from container.serving.model_loading import LoadedModel
 from container.serving.worker import worker_class
@@ -65,8 +66,12 @@ def worker_threads(settings: Settings) -> int:
     return 1
 
 
-def gunicorn_options(settings: Settings, model: LoadedModel | None) -> dict[str, Any]:
-    """gunicorn settings from `SAGEMAKER_*` variables, with a post-fork hook for threads.
+def gunicorn_options(
+    settings: Settings, model: LoadedModel | None, run: RunDir, health: HealthResponder
+) -> dict[str, Any]:
+    """gunicorn settings from `SAGEMAKER_*` variables, with a post-fork hook for threads and
+    the health responder's hooks. gunicorn listens on a unix socket in `run` that only nginx
+    (`front.py`) connects to.
 
     `model` is None when the user's inference code serves a model that is not a booster."""
     serving = settings.serving
@@ -75,6 +80,7 @@ def gunicorn_options(settings: Settings, model: LoadedModel | None) -> dict[str,
     warm_up_row = np.full((1, width), np.nan, dtype=np.float32)
 
     def post_fork(server: Any, worker: Any) -> None:
+        health.post_fork(server, worker)
         pyarrow.set_cpu_count(threads)  # the large-CSV parser follows the same rule
         if serving.batch:
             keep_freed_memory()  # one large request after another: reuse their pages
@@ -83,7 +89,7 @@ def gunicorn_options(settings: Settings, model: LoadedModel | None) -> dict[str,
             model.booster.inplace_predict(warm_up_row, validate_features=False)
 
     return {
-        "bind": f"{serving.host}:{serving.port}",
+        "bind": f"unix:{run.upstream}",
         "workers": serving.workers,
         "worker_class": worker_class(serving.read_timeout_s),  # sync, with a read deadline
         "timeout": serving.timeout_s,
@@ -91,21 +97,21 @@ def gunicorn_options(settings: Settings, model: LoadedModel | None) -> dict[str,
         "preload_app": True,
         "control_socket_disable": True,
         "post_fork": post_fork,
+        "when_ready": health.when_ready,
+        "pre_fork": health.pre_fork,
+        "child_exit": health.child_exit,
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "xgboost-serve",
     }
 
 
-def main() -> int:
-    """Load the model and serve until SIGTERM; 1 with a logged sentence if it cannot start."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def run(settings: Settings, run_dir: RunDir, health: HealthResponder) -> int:
+    """Load the model and serve on `run_dir`'s socket until SIGTERM; 1 with a logged sentence
+    if it cannot start. `health` answers /ping from this process (gunicorn's master) from
+    now on. (`supervisor.py` runs this in a child process, beside nginx.)"""
+    health.start()
     try:
-        settings = Settings.from_environ()
         model, app = load_application(settings)
     except (ContainerError, ValueError) as exc:
         message = exc.message if isinstance(exc, ContainerError) else str(exc)
@@ -118,5 +124,5 @@ def main() -> int:
         settings.serving.workers,
         worker_threads(settings),
     )
-    GunicornServer(app, gunicorn_options(settings, model)).run()
+    GunicornServer(app, gunicorn_options(settings, model, run_dir, health)).run()
     return 0

@@ -46,17 +46,33 @@ def _npy(rows: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def worker_pids(server: Server) -> set[int]:
-    """The gunicorn workers: the children of the master (`serve` execs into it)."""
+def _children(pid: int) -> set[int]:
     children: set[int] = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # the process ended while we looked
-        if int(fields[1]) == server.process.pid and fields[0] != "Z":
+        if int(fields[1]) == pid and fields[0] != "Z":
             children.add(int(stat.parent.name))
     return children
+
+
+def gunicorn_master(server: Server) -> int | None:
+    """gunicorn's master: the child of `serve` that is not nginx."""
+    for pid in _children(server.process.pid):
+        try:
+            if not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"nginx"):
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def worker_pids(server: Server) -> set[int]:
+    """The gunicorn workers: the children of gunicorn's master (`serve` runs it beside nginx)."""
+    master = gunicorn_master(server)
+    return set() if master is None else _children(master)
 
 
 def wait_for_workers(server: Server, count: int) -> set[int]:
@@ -123,24 +139,18 @@ def _request(
     )
 
 
-def _slow_request(server: Server) -> tuple[int, str, bytes]:
-    """Announce 16 bytes, send 5, wait past the 1 s read deadline: (status, type, body)."""
+def _slow_request(server: Server) -> bytes:
+    """Announce 16 bytes, send 5, wait past the 1 s read deadline: what the client gets."""
     port = int(server.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(
             b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
             b"Content-Length: 16\r\n\r\n0.1,0"
         )
-        time.sleep(2)
         reply = b""
         while chunk := sock.recv(65536):
             reply += chunk
-    head, _, payload = reply.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    content_type = next(
-        line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("content-type")
-    )
-    return int(lines[0].split()[1]), content_type, payload
+    return reply
 
 
 ROW = b"0.1,0.2,0.3,0.4"
@@ -197,7 +207,8 @@ def test_statuses_and_content_types_are_the_ones_the_real_server_answers(
         (method, path, *_answer(server, method, path, body, headers))
         for method, path, body, headers in EXAMPLES.values()
     ]
-    answers.append(("POST", "/invocations", *_slow_request(server)))
+    # past the read deadline nginx closes the connection with no answer: nothing to document
+    assert _slow_request(server) == b""
     for method, path, status, content_type, payload in answers:
         seen.setdefault((method, path), set()).add(status)
         documented = _documented(path, method, status)

@@ -1,0 +1,152 @@
+"""`serve`'s main process: nginx in front (`front.py`), gunicorn behind it (`server.py`).
+
+It starts both, forwards SIGTERM (gunicorn finishes the requests in flight, nginx stops
+accepting at once and hands their answers on), and when either stops, stops the other and exits
+with gunicorn's status: the container never keeps a front without workers, or workers without a
+front. Both children also get SIGTERM if this process dies (`PR_SET_PDEATHSIG`). The process
+stays small: the model, numpy and gunicorn are imported in gunicorn's child only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from container.errors import ContainerError
+from container.serving.front import RunDir, find_nginx, render_config
+from container.serving.health import HealthResponder
+from container.settings import Settings
+
+log = logging.getLogger("container.serving")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In a child: SIGTERM when the supervisor dies, however it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _fork(child: Callable[[], int]) -> int:
+    """Run `child()` (which returns an exit status) in a new process; its pid."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _die_with_parent()
+        code = child()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        log.exception("serve's child process failed")
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _start_nginx(nginx: str, run_dir: RunDir) -> int:
+    def child() -> int:
+        os.execv(nginx, [nginx, "-c", str(run_dir.config), "-p", str(run_dir.path), "-e", "stderr"])
+        return 1  # not reached
+
+    return _fork(child)
+
+
+def _start_gunicorn(settings: Settings, run_dir: RunDir, health: HealthResponder) -> int:
+    def child() -> int:
+        from container.serving.server import run  # the heavy imports, in this child only
+
+        return run(settings, run_dir, health)
+
+    return _fork(child)
+
+
+def _status(wait_status: int) -> int:
+    code = os.waitstatus_to_exitcode(wait_status)
+    return code if code >= 0 else 128 - code
+
+
+def _supervise(settings: Settings, run_dir: RunDir, nginx: str) -> int:
+    stopping = False
+    children: dict[str, int] = {}
+
+    def stop(name: str, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, KeyError):
+            os.kill(children[name], signum)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        """SIGTERM: nginx stops accepting and finishes the requests it holds (reading their
+        bodies, then handing their answers on), and gunicorn is stopped only once nginx is
+        done, so that every request already accepted is answered."""
+        nonlocal stopping
+        stopping = True
+        if "nginx" in children:
+            stop("nginx", signal.SIGQUIT)
+        else:
+            stop("gunicorn", signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    health = HealthResponder(run_dir.health)
+    health.listen()  # gunicorn's master answers on it; bound now, nginx never finds it absent
+    children["nginx"] = _start_nginx(nginx, run_dir)
+    children["gunicorn"] = _start_gunicorn(settings, run_dir, health)
+    code = 0
+    while children:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break
+        name = next((name for name, child in children.items() if child == pid), None)
+        if name is None:
+            continue
+        del children[name]
+        status = _status(wait_status)
+        code = code or status
+        if not stopping:
+            log.error("%s exited (status %d); stopping serve", name, status)
+            code = code or 1
+            stopping = True
+        stop("gunicorn", signal.SIGTERM)
+        stop("nginx", signal.SIGTERM)
+    return code
+
+
+def main() -> int:
+    """Serve until SIGTERM; 1 with a logged sentence if serve cannot start."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = Settings.from_environ()
+        nginx = find_nginx()
+    except (ContainerError, ValueError) as exc:
+        message = exc.message if isinstance(exc, ContainerError) else str(exc)
+        log.error("serve cannot start: %s", message)
+        return 1
+    run_dir = RunDir(Path(tempfile.mkdtemp(prefix="xgboost-serve-")))
+    run_as_root = os.geteuid() == 0
+    if run_as_root:
+        run_dir.path.chmod(0o755)  # nginx's workers run as nobody and need the sockets
+    run_dir.config.write_text(render_config(settings.serving, run_dir, run_as_root))
+    try:
+        return _supervise(settings, run_dir, nginx)
+    finally:
+        shutil.rmtree(run_dir.path, ignore_errors=True)
