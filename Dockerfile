@@ -51,6 +51,13 @@ RUN python3 -m venv /opt/venv \
 # The image: the interpreter, the venv and the program; no compiler, wheels or package caches.
 FROM runtime-base
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+# nginx: the buffering front that `serve` starts before gunicorn (container/serving/front.py);
+# serve writes its own configuration, so Debian's default site is removed.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nginx \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/default
 ENV PATH=/opt/venv/bin:$PATH
 COPY --from=builder /opt/venv /opt/venv
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh

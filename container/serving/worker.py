@@ -1,15 +1,20 @@
 """gunicorn's sync worker with a deadline for reading each request (headers and body).
 
-A sync worker reads a request with blocking calls and no time limit, so a client that sends a
-byte a second holds the worker until gunicorn's `timeout` kills it (the client then gets a 500
-page, the worker's other work is lost). Here every read on the client socket is bounded by one
-deadline per connection: past it the client gets a 408 with a sentence and the worker goes on.
+The worker's only client is nginx (`front.py`), which sends each request whole; the deadline
+is a second line of defence: a sync worker reads with blocking calls and no time limit, so a
+peer that stalls would hold it until gunicorn's `timeout` kills it. Here every read on the
+client socket is bounded by one deadline per connection: past it a 408 and the worker goes on.
 
 Two costs of gunicorn's one-request-per-connection closing are cut (measured side by side,
 1-row requests at 8 clients): the response leaves corked, headers, body and FIN in one segment
 (about 5% more requests a second), and once the request's body has been read whole, the close
 does not wait for the client's own close, which gunicorn allows up to 2 s, holding the worker
 idle meanwhile (13-24% more).
+
+`DirectBody` and the early close use gunicorn attributes that are not its public interface
+(`Body.buf`, `LengthReader.length` and `.unreader`, `req.body`); they were written against
+`GUNICORN_VERSION`, which pyproject.toml pins, and tests/serving/test_gunicorn_pin.py fails when
+the installed gunicorn is another one, so that an upgrade re-checks them.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from gunicorn.workers.sync import SyncWorker
 
 from container.errors import ContainerError, RequestTimeout
 from container.serving.failures import error_document
+
+GUNICORN_VERSION = "27.0.1"
+"""The gunicorn whose internals `DirectBody` and `DeadlineSyncWorker` use."""
 
 
 class DeadlineSocket(socket.socket):
@@ -164,34 +172,13 @@ def _error_response(error: ContainerError) -> bytes:
     ).encode() + body
 
 
-class _ListenerName:
-    """What a request needs of its listening socket (the server's address for the WSGI
-    environ), taken before SIGTERM may close that socket in the middle of the request."""
-
-    def __init__(self, name: Any) -> None:
-        self._name = name
-
-    def getsockname(self) -> Any:
-        return self._name
-
-
 class DeadlineSyncWorker(SyncWorker):
-    """A sync worker whose clients must send their request within `read_timeout_s`, and that
-    stops listening as soon as SIGTERM comes while it finishes a request."""
+    """A sync worker whose clients must send their request within `read_timeout_s`."""
 
     read_timeout_s: float = 30.0
-    busy: bool = False
 
     def handle(self, listener: Any, client: socket.socket, addr: Any) -> None:
-        self.busy = True
-        try:
-            super().handle(
-                _ListenerName(listener.getsockname()),
-                DeadlineSocket.adopt(client, self.read_timeout_s),
-                addr,
-            )
-        finally:
-            self.busy = False
+        super().handle(listener, DeadlineSocket.adopt(client, self.read_timeout_s), addr)
 
     def handle_request(self, listener: Any, req: Any, client: DeadlineSocket, addr: Any) -> Any:
         reader = req.body.reader
@@ -201,16 +188,6 @@ class DeadlineSyncWorker(SyncWorker):
             return super().handle_request(listener, req, client, addr)
         finally:
             client.body_consumed = isinstance(reader, LengthReader) and reader.length == 0
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        """SIGTERM: finish the request in hand, then exit. A busy worker also closes its copy of
-        the listening socket now, so that connections made during the drain are refused at once
-        instead of queueing behind a socket nobody accepts on and being reset at exit. (An idle
-        worker exits at once; its loop may be using the socket, so it is left to close it.)"""
-        super().handle_exit(sig, frame)
-        if self.busy:
-            for listener in self.sockets:
-                listener.close()
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         """Errors met before the app runs, as JSON sentences like the app's: a deadline passed
