@@ -1,7 +1,7 @@
 """Serving benchmark (issue 8): our `./serve` against the classic BYOC server, a tuned one-file
 Flask app and the in-process floor, all measured in one run on this machine.
 
-    python bench/serve.py            # full run, about 11 minutes on 2 cores
+    python bench/serve.py            # full run, about 13 minutes on 2 cores
     python bench/serve.py --quick    # tiny models and 1-second runs: checks that it all works
 
 Writes `serve.json` and `serve.png` into `--out` (default `bench/results/`) and prints a table.
@@ -42,6 +42,7 @@ from bench.floor import (
     measure_floor,
     median_floor,
 )
+from bench.hostile import hostile_table, run_hostile
 from bench.load import ensure_wrk, post_csv, run_wrk
 from bench.processes import (
     TreeSampler,
@@ -80,6 +81,9 @@ SCENARIOS = (
     Scenario("1000row_c2", 1000, 2),
 )
 BATCH = "batch"
+HOSTILE_BATCH_ROWS = 10_000
+"""Rows of the back-to-back requests of the hostile scenario: about 5 MB, under the 6 MB
+real-time limit every server then runs with."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class Config:
     cold_calls: int
     workers: int
     servers: tuple[str, ...]
+    hostile: bool
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Config:
@@ -115,6 +120,7 @@ class Config:
             cold_calls=5 if quick else 100,
             workers=os.cpu_count() or 1,
             servers=tuple(args.servers),
+            hostile=not args.no_hostile,
         )
 
 
@@ -188,7 +194,9 @@ def running(
     try:
         wait_for_ping(proc, port, timeout_s=120, log=log)
         start_to_ping_s = time.perf_counter() - start
-        wait_for_processes(proc.pid, workers + 1, timeout_s=60)
+        # ours: the supervisor, nginx's master and worker, gunicorn's master, the workers
+        extra = 4 if name == "ours" else 1
+        wait_for_processes(proc.pid, workers + extra, timeout_s=60)
         yield RunningServer(name, port, proc, start_to_ping_s)
     finally:
         stop_group(proc)
@@ -332,7 +340,7 @@ def _rate(floor: FloorResult) -> float:
 
 
 def bench_model(
-    spec: ModelSpec, cfg: Config, work: Path, wrk: str, logs: Path
+    spec: ModelSpec, cfg: Config, work: Path, wrk: str, logs: Path, hostile: bool = False
 ) -> dict[str, object]:
     """Floor and every server for one model.
 
@@ -404,6 +412,19 @@ def bench_model(
             for name in live:
                 servers[name]["scenarios"][scenario.name] = median_round(rounds[name])
             floor[scenario.name] = median_floor(floor_rounds)
+        if hostile:  # last: it leaves the baselines' workers with connections to finish
+            print(f"[{spec.name}] hostile load ...", flush=True)
+            hostile_results = run_hostile(
+                {name: server.port for name, server in live.items()},
+                wrk,
+                bodies["1row_c1"],
+                to_csv(make_features(HOSTILE_BATCH_ROWS, seed=7)),
+                cfg.workers,
+                window_s=2 * cfg.duration_s,
+                duration_s=cfg.duration_s,
+            )
+            for name, entry in hostile_results.items():
+                servers[name]["hostile"] = entry
     # Batch: fresh servers, one at a time (memory is measured); ours in batch mode, with the
     # floor (one thread and every thread) measured after each of its timed requests.
     batch_one: list[FloorResult] = []
@@ -480,8 +501,10 @@ def run(cfg: Config, out: Path) -> dict[str, object]:
         logs = work / "logs"
         logs.mkdir()
         try:
-            for spec in model_specs(cfg.rounds):
-                results["models"][spec.name] = bench_model(spec, cfg, work, wrk, logs)
+            for index, spec in enumerate(model_specs(cfg.rounds)):
+                results["models"][spec.name] = bench_model(
+                    spec, cfg, work, wrk, logs, hostile=index == 0 and cfg.hostile
+                )
         except Exception:
             for log in sorted(logs.iterdir()):
                 print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
@@ -502,9 +525,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, help="seconds per timed scenario")
     parser.add_argument("--batch-rows", type=int, help="rows in the batch request")
     parser.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
+    parser.add_argument(
+        "--no-hostile", action="store_true", help="skip the hostile-load scenario (~2 min)"
+    )
     args = parser.parse_args()
     results = run(Config.from_args(args), args.out)
     print(report.serve_table(results))
+    print(hostile_table(results))
 
 
 if __name__ == "__main__":

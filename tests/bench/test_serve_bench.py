@@ -92,3 +92,18 @@ def test_goals_table_covers_each_goal_per_model(
 def test_chart_is_a_png(results: dict[str, Any]) -> None:
     png = Path(results["_out"], "serve.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_hostile_load_is_measured_for_every_server(results: dict[str, Any], server: str) -> None:
+    """/ping under each load for every server, and the 1-row rate beside it; ours answers
+    every ping (the others' workers are the ones the load holds)."""
+    hostile = results["models"]["binary"]["servers"][server]["hostile"]
+    assert set(hostile) == {"none", "idle", "trickling", "batch"}
+    for load, entry in hostile.items():
+        assert entry["pings"] > 0 and 0 <= entry["healthy"] <= entry["pings"], load
+        assert entry["p50_ms"] <= entry["p99_ms"], load
+        assert ("req_per_s" in entry) == (load != "batch"), load
+        if server == "ours":
+            assert entry["healthy"] == entry["pings"], (load, entry)
+    assert "hostile" not in results["models"]["softprob"]["servers"][server]
