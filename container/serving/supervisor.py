@@ -3,7 +3,9 @@
 It starts both, forwards SIGTERM (gunicorn finishes the requests in flight, nginx stops
 accepting at once and hands their answers on), and when either stops, stops the other and exits
 with gunicorn's status: the container never keeps a front without workers, or workers without a
-front. Both children also get SIGTERM if this process dies (`PR_SET_PDEATHSIG`). The process
+front. Both children also get SIGTERM if this process dies (`PR_SET_PDEATHSIG`), and it is
+their subreaper: what either leaves behind (an nginx worker whose master was killed) is
+stopped before `serve` exits. The process
 stays small: the model, numpy and gunicorn are imported in gunicorn's child only.
 """
 
@@ -17,6 +19,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -29,12 +32,46 @@ from container.settings import Settings
 log = logging.getLogger("container.serving")
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_STRAYS_GRACE_S = 5.0
+_RUN_PREFIX = "xgboost-serve-"
+
+
+def _prctl(option: int, value: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(option, value)
 
 
 def _die_with_parent() -> None:
     """In a child: SIGTERM when the supervisor dies, however it dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _own_children() -> list[int]:
+    me = str(os.getpid())
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == me:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def _stop_strays() -> None:
+    """Processes orphaned under this one (it is their subreaper: an nginx worker whose master
+    was killed, say): SIGTERM, then SIGKILL after a grace period, and reaped."""
+    strays = _own_children()
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        deadline = time.monotonic() + _STRAYS_GRACE_S
+        while strays and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                while os.waitpid(-1, os.WNOHANG)[0]:
+                    pass
+            strays = _own_children()
+            time.sleep(0.05)
 
 
 def _fork(child: Callable[[], int]) -> int:
@@ -102,6 +139,7 @@ def _supervise(settings: Settings, run_dir: RunDir, nginx: str) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # orphans of nginx or gunicorn come back here
     health = HealthResponder(run_dir.health)
     health.listen()  # gunicorn's master answers on it; bound now, nginx never finds it absent
     children["nginx"] = _start_nginx(nginx, run_dir)
@@ -124,7 +162,17 @@ def _supervise(settings: Settings, run_dir: RunDir, nginx: str) -> int:
             stopping = True
         stop("gunicorn", signal.SIGTERM)
         stop("nginx", signal.SIGTERM)
+    _stop_strays()
     return code
+
+
+def _remove_stale_run_dirs() -> None:
+    """The folders of earlier `serve`s killed without a chance to remove theirs (SIGKILL)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_RUN_PREFIX}*-*"):
+        pid = folder.name.removeprefix(_RUN_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> int:
@@ -141,7 +189,8 @@ def main() -> int:
         message = exc.message if isinstance(exc, ContainerError) else str(exc)
         log.error("serve cannot start: %s", message)
         return 1
-    run_dir = RunDir(Path(tempfile.mkdtemp(prefix="xgboost-serve-")))
+    _remove_stale_run_dirs()
+    run_dir = RunDir(Path(tempfile.mkdtemp(prefix=f"{_RUN_PREFIX}{os.getpid()}-")))
     run_as_root = os.geteuid() == 0
     if run_as_root:
         run_dir.path.chmod(0o755)  # nginx's workers run as nobody and need the sockets

@@ -25,7 +25,7 @@ import pytest
 from container.settings import Settings
 
 from .helpers import save_model_dir, train_booster
-from .test_openapi import gunicorn_master, wait_for_workers, worker_pids
+from .test_openapi import _children, gunicorn_master, wait_for_workers, worker_pids
 from .test_server import REPO, Server, _env, _free_port, start_serve
 
 pytestmark = pytest.mark.slow
@@ -344,3 +344,27 @@ def test_ping_is_503_while_the_master_hangs_with_no_worker_then_200_again(
         assert not worker_pids(server) & workers
     finally:
         server.stop()
+
+
+def _nginx_master(server: Server) -> int:
+    for pid in _children(server.process.pid):
+        if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"nginx"):
+            return pid
+    raise AssertionError("serve runs no nginx")
+
+
+@pytest.mark.parametrize("victim", ["nginx", "gunicorn"])
+def test_serve_stops_whole_when_nginx_or_gunicorn_dies(tmp_path: Path, victim: str) -> None:
+    """Never a front without workers, nor workers without a front: serve stops the other,
+    says why and exits non-zero."""
+    server = _serve(tmp_path)
+    try:
+        pid = _nginx_master(server) if victim == "nginx" else gunicorn_master(server)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        code = server.process.wait(timeout=30)
+    finally:
+        server.stop()
+    assert code != 0
+    assert f"{victim} exited" in server.log.read_text()
+    assert ping_once(_port(server))[0] == 0
