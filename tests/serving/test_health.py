@@ -96,25 +96,35 @@ def idle_connections(port: int, count: int = 64) -> Iterator[list[socket.socket]
 
 @contextmanager
 def trickling_clients(port: int, count: int = 64) -> Iterator[None]:
-    """`count` clients that each send a 1-row request one byte at a time, all the while."""
+    """`count` clients that each send a 1-row request one byte every 50 ms, all the while: one
+    that the server cuts off at its deadline connects again and starts over."""
     request = _request_head(len(ROW)) + ROW
     stop = threading.Event()
     trickling = threading.Event()
 
+    def connect() -> socket.socket:
+        return socket.create_connection(("127.0.0.1", port), timeout=10)
+
     def trickle() -> None:
-        with ExitStack() as stack:
-            socks = [
-                stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
-                for _ in range(count)
-            ]
-            sent = 0
-            while not stop.is_set() and sent < len(request) - 1:  # never the last byte
-                for sock in socks:
-                    sock.sendall(request[sent : sent + 1])
-                sent += 1
-                if sent == 5:
+        socks = [connect() for _ in range(count)]
+        sent = [0] * count
+        try:
+            while not stop.is_set():
+                for i in range(count):
+                    if sent[i] >= len(request) - 1:  # never the last byte
+                        continue
+                    try:
+                        socks[i].sendall(request[sent[i] : sent[i] + 1])
+                        sent[i] += 1
+                    except OSError:
+                        socks[i].close()
+                        socks[i], sent[i] = connect(), 0
+                if min(sent) >= 5:
                     trickling.set()
                 stop.wait(0.05)
+        finally:
+            for sock in socks:
+                sock.close()
 
     thread = threading.Thread(target=trickle, daemon=True)
     thread.start()
