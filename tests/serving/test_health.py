@@ -342,6 +342,10 @@ def test_ping_is_503_while_the_master_hangs_with_no_worker_then_200_again(
         master = gunicorn_master(server)
         assert master is not None
         os.kill(master, signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while _state(master) != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _state(master) == "T"
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         status, seconds = ping_once(port)
@@ -354,6 +358,11 @@ def test_ping_is_503_while_the_master_hangs_with_no_worker_then_200_again(
         assert not worker_pids(server) & workers
     finally:
         server.stop()
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (`T` once SIGSTOP has taken hold)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def _nginx_master(server: Server) -> int:
