@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from container.errors import ContainerError
+from container.serving.payload import too_large_sentence
 from container.settings import ServingSettings
 
 UPSTREAM_SOCKET = "gunicorn.sock"
@@ -72,12 +73,7 @@ def _json(message: str) -> str:
     return '\'{"error": "' + message.replace("'", "") + "\"}'"
 
 
-def _limit_text(limit_bytes: int) -> str:
-    mb, rest = divmod(limit_bytes, 1024 * 1024)
-    return f"{mb} MB" if not rest else f"{limit_bytes} bytes"
-
-
-def _error_pages(read_s: int, too_large: str) -> tuple[str, str]:
+def _error_pages(read_s: int, limit_bytes: int) -> tuple[str, str]:
     """nginx's own refusals, as JSON sentences: the `error_page` lines (every location needs
     them: a location that sets one inherits none) and the named locations they refer to."""
     pages = {
@@ -110,7 +106,7 @@ def _error_pages(read_s: int, too_large: str) -> tuple[str, str]:
         ),
         "bad_version": (400, "The HTTP version is not supported; send HTTP/1.1 or HTTP/1.0."),
     }
-    pages["too_large"] = (413, "The request body is over the limit; " + too_large)
+    pages["too_large"] = (413, too_large_sentence(limit_bytes, "over the limit"))
     pages["headers_too_large"] = (
         431,
         "The headers of the request are too large; the limit is 16 KB for a line, 64 KB in all.",
@@ -129,7 +125,7 @@ def _error_pages(read_s: int, too_large: str) -> tuple[str, str]:
         lines.append(
             f"        location = /.errors/{name} {{ internal; return {status} {_json(message)}; }}"
         )
-    sized = _json("The request body is $content_length bytes; " + too_large)
+    sized = _json(too_large_sentence(limit_bytes, "$content_length bytes"))
     lines += [
         "        location = /.errors/too_large {",
         "            internal;",
@@ -142,18 +138,13 @@ def _error_pages(read_s: int, too_large: str) -> tuple[str, str]:
 
 def render_config(serving: ServingSettings, run: RunDir, run_as_root: bool) -> str:
     """nginx's whole configuration for these settings."""
-    limit = _limit_text(serving.max_payload_bytes)
-    too_large = (
-        f"the limit is {limit} (6 MB for a real-time endpoint, SAGEMAKER_MAX_PAYLOAD_IN_MB "
-        "for batch transform, or MAX_CONTENT_LENGTH in bytes). Send fewer rows per request."
-    )
     read_s = serving.read_timeout_s
     # gunicorn ends a request that runs past its timeout by restarting the worker; nginx waits
     # a little longer so that it sees that end rather than its own.
     answer_s = serving.timeout_s + 5
     # SIGTERM: nginx finishes the requests it holds, then gunicorn stops; SageMaker waits 30 s.
     shutdown_s = 20
-    error_pages, named_locations = _error_pages(read_s, too_large)
+    error_pages, named_locations = _error_pages(read_s, serving.max_payload_bytes)
     host = "[::]" if serving.host == "::" else serving.host
     temp = run.path
     return f"""\

@@ -16,14 +16,20 @@ from container.errors import BadRequest, PayloadTooLarge
 _CHUNK = 1024 * 1024
 
 
-def _too_large(limit_bytes: int, got: str) -> PayloadTooLarge:
+def too_large_sentence(limit_bytes: int, got: str) -> str:
+    """The 413's sentence; `got` says how large the body is ("7340032 bytes"). nginx, in
+    front, answers with the same sentence (`front.py`)."""
     mb, rest = divmod(limit_bytes, 1024 * 1024)
     limit = f"{mb} MB" if not rest else f"{limit_bytes} bytes"
-    return PayloadTooLarge(
+    return (
         f"The request body is {got}; the limit is {limit} (6 MB for a real-time endpoint, "
         "SAGEMAKER_MAX_PAYLOAD_IN_MB for batch transform, or MAX_CONTENT_LENGTH in bytes). "
         "Send fewer rows per request."
     )
+
+
+def _too_large(limit_bytes: int, got: str) -> PayloadTooLarge:
+    return PayloadTooLarge(too_large_sentence(limit_bytes, got))
 
 
 def read_body(stream: BinaryIO, content_length: int | None, limit_bytes: int) -> bytearray:
