@@ -166,7 +166,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     """Train on the channels under `settings`' base dir as `config` says; write the model."""
     import xgboost as xgb
 
-    from container.training import boosting, checkpoints, data_loading, distributed
+    from container.training import boosting, checkpoints, data_loading, distributed, python_metrics
     from container.training.hyperparameters import parse_hyperparameters
     from container.training.metrics import RoundPrinter
 
@@ -231,7 +231,9 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         if booster is None:
             booster = xgb.Booster(params, [d for d, _ in evals])
         early = (
-            boosting.EarlyStopping(hyperparameters.early_stopping_rounds)
+            boosting.EarlyStopping(
+                hyperparameters.early_stopping_rounds, hyperparameters.watched_metric
+            )
             if hyperparameters.early_stopping_rounds
             else None
         )
@@ -248,6 +250,8 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
                 store=store if role.is_master else None,
                 checkpoint_frequency=hyperparameters.checkpoint_frequency,
                 progressed=role.progressed,
+                python_metrics=python_metrics.for_job(hyperparameters),
+                last_metric=hyperparameters.tuning_metric,
             )
         except xgb.core.XGBoostError as exc:
             raise ClientError(f"XGBoost stopped training: {data_loading.first_line(exc)}") from None
@@ -308,7 +312,8 @@ def _check_early_stopping(hyperparameters: Any, has_validation: bool) -> None:
             "but the job has none: add a validation channel or remove early_stopping_rounds."
         )
     params = hyperparameters.xgboost_params
-    if params.get("disable_default_eval_metric") and not params.get("eval_metric"):
+    no_metric = not params.get("eval_metric") and not hyperparameters.python_metrics
+    if params.get("disable_default_eval_metric") and no_metric:
         raise ClientError(
             "Hyperparameter 'early_stopping_rounds' needs a metric to watch, but "
             "disable_default_eval_metric is set and eval_metric is empty: set eval_metric."
