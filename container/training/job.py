@@ -167,6 +167,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     import xgboost as xgb
 
     from container.training import boosting, checkpoints, data_loading, distributed, python_metrics
+    from container.training.channel_overlap import warn_if_channels_overlap
     from container.training.hyperparameters import parse_hyperparameters
     from container.training.metrics import RoundPrinter
 
@@ -179,6 +180,10 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         raise ClientError("The 'train' channel is required but the job has none.")
     has_validation = "validation" in channels or settings.paths.channel_dir("validation").is_dir()
     _check_early_stopping(hyperparameters, has_validation)
+    if has_validation:
+        warn_if_channels_overlap(
+            settings.paths.channel_dir("train"), settings.paths.channel_dir("validation")
+        )
 
     with distributed.join_cluster(config.resources, settings) as role:
         started = time.perf_counter()
