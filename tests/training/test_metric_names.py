@@ -193,3 +193,28 @@ def test_survival_aft_job_fails_with_the_sentence_not_xgboosts_check(
     for text in (failure, result.stdout, result.stderr):
         assert "labels_lower_bound_" not in text
         assert "Check failed" not in text
+
+
+def test_early_stopping_finds_a_metric_under_the_name_xgboost_prints(job_root: Path) -> None:
+    rows = binary_rows(300)
+    job = make_job(
+        job_root,
+        {
+            "num_round": 40,
+            "objective": "binary:logistic",
+            "eval_metric": "f1,error@0.70",  # f1, computed in Python, prints last
+            "early_stopping_rounds": 2,
+            "eta": 0.9,
+        },
+        {
+            "train": {"content_type": "text/csv", "files": {"d.csv": csv_text(rows[:200])}},
+            "validation": {"content_type": "text/csv", "files": {"d.csv": csv_text(rows[200:])}},
+        },
+    )
+    result = job.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    rounds = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert all(line.split("\t")[-1].startswith("validation-f1:") for line in rounds)
+    assert all("\tvalidation-error@0.7:" in line for line in rounds)
+    # Watched: the last of eval_metric (the built-in's rule), found under its printed name.
+    assert "(validation-error@0.7=" in result.stdout
