@@ -23,6 +23,8 @@ import numpy as np
 from container.errors import ClientError
 
 if TYPE_CHECKING:
+    import xgboost as xgb
+
     from container.training.hyperparameters import Hyperparameters
 
 CLASSIFICATION_METRICS = (
@@ -103,8 +105,8 @@ class PythonMetrics:
     def classes(self) -> int:
         return self.num_class if self.objective.startswith("multi:") and self.num_class else 2
 
-    def __call__(self, predictions: np.ndarray, dmatrix: object) -> list[tuple[str, float]]:
-        label = np.asarray(dmatrix.get_label(), dtype=np.float64)  # type: ignore[attr-defined]
+    def __call__(self, predictions: np.ndarray, dmatrix: xgb.DMatrix) -> list[tuple[str, float]]:
+        label = np.asarray(dmatrix.get_label(), dtype=np.float64)
         if self.output_margin:
             confusion = _sum_over_hosts(self._confusion(predictions, label))
             return [(name, _classification_score(name, confusion, self)) for name in self.names]
