@@ -14,7 +14,15 @@ from dataclasses import dataclass
 import xgboost as xgb
 
 from container.training.checkpoints import CheckpointStore
-from container.training.metrics import RoundPrinter, Score, is_maximized, parse_eval
+from container.training.metrics import (
+    RoundPrinter,
+    Score,
+    is_maximized,
+    order_round,
+    parse_eval,
+    printed_name,
+)
+from container.training.python_metrics import PythonMetrics
 from container.training.termination import StopRequest, TrainingStopped
 
 logger = logging.getLogger(__name__)
@@ -28,6 +36,8 @@ class EarlyStopping:
     """Stop when the watched score has not improved for `rounds` rounds; remember the best."""
 
     rounds: int
+    metric: str | None = None
+    """The metric watched on the last data set; None: the last one printed (XGBoost's rule)."""
     best_iteration: int | None = None
     best_score: float | None = None
 
@@ -70,10 +80,14 @@ def boost(
     store: CheckpointStore | None = None,
     checkpoint_frequency: int = 10,
     progressed: Callable[[], None] | None = None,
+    python_metrics: PythonMetrics | None = None,
+    last_metric: str | None = None,
 ) -> BoostingResult:
     """Run rounds `start_round .. num_round-1`; on SIGTERM checkpoint and raise.
 
-    `progressed` is called after every round (the distributed watchdog's heartbeat)."""
+    `progressed` is called after every round (the distributed watchdog's heartbeat).
+    `python_metrics` are scored beside XGBoost's own, as `xgb.train(custom_metric=...)` scores
+    them; `last_metric` is printed last in each data set's part of the round line."""
     if early_stopping is not None:
         early_stopping.restore(booster)
     rounds = saved = start_round
@@ -84,12 +98,12 @@ def boost(
                 _stop(booster, rounds, store)
             booster.update(dtrain, iteration)
             rounds = iteration + 1
-            scores = parse_eval(booster.eval_set(evals, iteration)) if evals else []
+            scores = evaluate(booster, evals, iteration, python_metrics, last_metric)
             printer.print_round(iteration, scores)
             if progressed is not None:
                 progressed()
             stop_now = early_stopping is not None and early_stopping.update(
-                booster, iteration, _watched(scores)
+                booster, iteration, _watched(scores, early_stopping.metric)
             )
             if store is not None and (rounds % checkpoint_frequency == 0 or stop_now):
                 store.save(booster, rounds)
@@ -102,7 +116,7 @@ def boost(
                     iteration,
                     early_stopping.rounds,
                     early_stopping.best_iteration,
-                    _watched(scores).key,
+                    _watched(scores, early_stopping.metric).key,
                     early_stopping.best_score,
                 )
                 break
@@ -134,8 +148,33 @@ def _is_linear(booster: xgb.Booster) -> bool:
     return '"gblinear"' in booster.save_config()
 
 
-def _watched(scores: list[Score]) -> Score:
-    """XGBoost's rule: the last metric of the last evaluation set (validation) is watched."""
+def evaluate(
+    booster: xgb.Booster,
+    evals: list[tuple[xgb.DMatrix, str]],
+    iteration: int,
+    python_metrics: PythonMetrics | None,
+    last_metric: str | None,
+) -> list[Score]:
+    """This round's scores: XGBoost's metrics, then the Python ones, in printing order."""
+    if not evals:
+        return []
+    if python_metrics is None:
+        text = booster.eval_set(evals, iteration)
+    else:
+        margin = python_metrics.output_margin
+        text = booster.eval_set(evals, iteration, feval=python_metrics, output_margin=margin)
+    return order_round(parse_eval(text), last_metric)
+
+
+def _watched(scores: list[Score], metric: str | None) -> Score:
+    """`metric` on the last evaluation set (validation); without one, XGBoost's rule: the last
+    metric printed for that set."""
+    if metric is not None:
+        name = printed_name(metric)
+        last_data = scores[-1].data
+        for score in scores:
+            if score.data == last_data and score.metric == name:
+                return score
     return scores[-1]
 
 

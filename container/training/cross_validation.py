@@ -27,9 +27,9 @@ import xgboost as xgb
 
 from container.errors import ClientError
 from container.settings import MODEL_FILENAME, Settings
-from container.training import boosting, data_loading
+from container.training import boosting, data_loading, python_metrics
 from container.training.hyperparameters import Hyperparameters
-from container.training.metrics import RoundPrinter, Score, format_round, parse_eval
+from container.training.metrics import RoundPrinter, Score, format_round
 from container.training.termination import StopRequest
 
 if TYPE_CHECKING:
@@ -210,6 +210,7 @@ def _train_fold(
     evals = [(dtrain, "train"), (dvalid, "validation")]
     booster = xgb.Booster(hyperparameters.xgboost_params, [dtrain, dvalid])
     rounds = hyperparameters.early_stopping_rounds
+    metrics = python_metrics.for_job(hyperparameters)
     try:
         result = boosting.boost(
             booster,
@@ -219,12 +220,16 @@ def _train_fold(
             start_round=0,
             printer=RoundPrinter(enabled=True),
             stop=stop,
-            early_stopping=boosting.EarlyStopping(rounds) if rounds else None,
+            early_stopping=(
+                boosting.EarlyStopping(rounds, hyperparameters.watched_metric) if rounds else None
+            ),
+            python_metrics=metrics,
+            last_metric=hyperparameters.tuning_metric,
         )
     except xgb.core.XGBoostError as exc:
         raise ClientError(f"XGBoost stopped training: {data_loading.first_line(exc)}") from None
     model = boosting.keep_best(result)
-    final = parse_eval(model.eval_set(evals, result.rounds))
+    final = boosting.evaluate(model, evals, result.rounds, metrics, hyperparameters.tuning_metric)
     return model, final
 
 

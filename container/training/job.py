@@ -166,7 +166,8 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     """Train on the channels under `settings`' base dir as `config` says; write the model."""
     import xgboost as xgb
 
-    from container.training import boosting, checkpoints, data_loading, distributed
+    from container.training import boosting, checkpoints, data_loading, distributed, python_metrics
+    from container.training.channel_overlap import warn_if_channels_overlap
     from container.training.hyperparameters import parse_hyperparameters
     from container.training.metrics import RoundPrinter
 
@@ -178,6 +179,10 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     if "train" not in channels and not settings.paths.channel_dir("train").is_dir():
         raise ClientError("The 'train' channel is required but the job has none.")
     has_validation = "validation" in channels or settings.paths.channel_dir("validation").is_dir()
+    if has_validation:
+        warn_if_channels_overlap(
+            settings.paths.channel_dir("train"), settings.paths.channel_dir("validation")
+        )
     _check_early_stopping(hyperparameters, has_validation or bool(hyperparameters.kfold))
     if hyperparameters.kfold:  # k models by cross-validation, each with its held-out fold
         from container.training import cross_validation
@@ -236,7 +241,9 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         if booster is None:
             booster = xgb.Booster(params, [d for d, _ in evals])
         early = (
-            boosting.EarlyStopping(hyperparameters.early_stopping_rounds)
+            boosting.EarlyStopping(
+                hyperparameters.early_stopping_rounds, hyperparameters.watched_metric
+            )
             if hyperparameters.early_stopping_rounds
             else None
         )
@@ -253,6 +260,8 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
                 store=store if role.is_master else None,
                 checkpoint_frequency=hyperparameters.checkpoint_frequency,
                 progressed=role.progressed,
+                python_metrics=python_metrics.for_job(hyperparameters),
+                last_metric=hyperparameters.tuning_metric,
             )
         except xgb.core.XGBoostError as exc:
             raise ClientError(f"XGBoost stopped training: {data_loading.first_line(exc)}") from None
@@ -313,7 +322,8 @@ def _check_early_stopping(hyperparameters: Any, has_validation: bool) -> None:
             "but the job has none: add a validation channel or remove early_stopping_rounds."
         )
     params = hyperparameters.xgboost_params
-    if params.get("disable_default_eval_metric") and not params.get("eval_metric"):
+    no_metric = not params.get("eval_metric") and not hyperparameters.python_metrics
+    if params.get("disable_default_eval_metric") and no_metric:
         raise ClientError(
             "Hyperparameter 'early_stopping_rounds' needs a metric to watch, but "
             "disable_default_eval_metric is set and eval_metric is empty: set eval_metric."

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from container.training.hyperparameters import METRIC_NAMES
+from container.training.python_metrics import MAXIMIZED, PYTHON_METRIC_NAMES
 
 MAXIMIZE_PREFIXES = ("auc", "aucpr", "map", "ndcg", "pre", "interval-regression-accuracy")
 """Metrics where bigger is better (XGBoost's own list); every other metric is minimised."""
@@ -46,7 +47,31 @@ def format_round(iteration: int, scores: list[Score]) -> str:
 
 
 def is_maximized(metric: str) -> bool:
-    return metric.split("@")[0] in MAXIMIZE_PREFIXES
+    name = metric.split("@")[0]
+    return name.removesuffix("-") in MAXIMIZE_PREFIXES or name in MAXIMIZED
+
+
+def printed_name(metric: str) -> str:
+    """The name XGBoost prints for `metric`: it writes numbers its own way (`error@0.70` prints
+    as `error@0.7`, `error@0.5` as `error`)."""
+    name, at, argument = metric.partition("@")
+    if not at or name not in ("error", "tweedie-nloglik"):
+        return metric
+    value = float(argument)
+    return name if name == "error" and value == 0.5 else f"{name}@{value:g}"
+
+
+def order_round(scores: list[Score], last: str | None = None) -> list[Score]:
+    """A round's scores as XGBoost's `EvaluationMonitor` lists them, data set by data set
+    (`train`, then `validation`), with the metric `last` (the tuning metric) moved to the end of
+    each: the built-in's published regexes end in `(\\S+)`, which reads a number only there."""
+    datasets = list(dict.fromkeys(score.data for score in scores))
+    key = printed_name(last) if last else None
+    ordered = []
+    for data in datasets:
+        mine = [score for score in scores if score.data == data]
+        ordered += [s for s in mine if s.metric != key] + [s for s in mine if s.metric == key]
+    return ordered
 
 
 class RoundPrinter:
@@ -75,5 +100,5 @@ def metric_definitions(channels: tuple[str, ...] = ("train", "validation")) -> l
     return [
         {"Name": f"{channel}:{metric}", "Regex": metric_regex(channel, metric)}
         for channel in channels
-        for metric in METRIC_NAMES
+        for metric in METRIC_NAMES + PYTHON_METRIC_NAMES
     ]
