@@ -26,6 +26,7 @@ import xgboost as xgb
 # The image's program folder, so that the serving package imports.
 sys.path.insert(0, "/opt/program")
 from container.serving.model_loading import load_model
+from container.settings import MODEL_FILENAME
 
 EVALUATION_FILE = "evaluation.json"
 
@@ -40,8 +41,9 @@ def read_labelled_csv(test_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def evaluate(model_dir: Path, test_dir: Path) -> dict:
     with tempfile.TemporaryDirectory() as unpacked:
+        # Only the model file: nothing else in the archive is written anywhere.
         with tarfile.open(model_dir / "model.tar.gz") as archive:
-            archive.extractall(unpacked, filter="data")
+            archive.extract(MODEL_FILENAME, unpacked)
         model = load_model(Path(unpacked))
     features, labels = read_labelled_csv(test_dir)
     scores = model.booster.predict(xgb.DMatrix(features))
