@@ -258,7 +258,12 @@ def test_aws_definitions_are_built_offline(sdk_env: SdkRun, sdk_pythons: SdkVenv
     training = json.loads((out / "xgboost-byoc-digits-training.json").read_text())
     steps = _steps_by_name(training["Steps"])
     assert [step["Name"] for step in training["Steps"]] == ["train", "evaluate", "check-accuracy"]
-    assert {name: _references(step["Arguments"]) for name, step in steps.items()} == {
+    # What each step reads from other steps (a condition: its conditions, not its branches).
+    reads = {
+        name: _references(step["Arguments"].get("Conditions", step["Arguments"]))
+        for name, step in steps.items()
+    }
+    assert reads == {
         "train": set(),
         "evaluate": {"train"},
         "check-accuracy": {"evaluate"},
