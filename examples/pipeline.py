@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import re
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
+from botocore.exceptions import WaiterError
 from sagemaker.inputs import TrainingInput
 from sagemaker.model import Model
 from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
@@ -113,7 +114,7 @@ class FolderS3LocalPipelineSession(LocalPipelineSession):
         return (self.s3_root / bucket / key_prefix.strip("/")).read_text()
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Placement:
     """Where a pipeline's jobs run and keep their files: local mode or SageMaker."""
 
@@ -130,7 +131,7 @@ class Placement:
     local: bool
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class DataUris:
     """The training pipeline's data: channels, labelled test rows and the rows to score."""
 
@@ -549,9 +550,9 @@ def write_definitions(args: argparse.Namespace, place: Placement) -> int:
     return 0
 
 
-def how_to_run(training: Pipeline, scoring: Pipeline, region: str) -> str:
+def how_to_run(training: Pipeline, scoring: Pipeline, place: Placement) -> str:
     return f"""
-Start, list and inspect executions (AWS CLI, region {region}):
+Start, list and inspect executions (AWS CLI, region {place.session.boto_region_name}):
   aws sagemaker start-pipeline-execution --pipeline-name {training.name} \\
       --pipeline-parameters Name=MinAccuracy,Value=0.9
   aws sagemaker start-pipeline-execution --pipeline-name {scoring.name} \\
@@ -560,7 +561,8 @@ Start, list and inspect executions (AWS CLI, region {region}):
   aws sagemaker describe-pipeline-execution --pipeline-execution-arn ARN
   aws sagemaker list-pipeline-execution-steps --pipeline-execution-arn ARN
   aws scheduler get-schedule --name {scoring.name}-schedule
-Scoring output: {{OUTPUT}}/scoring/RUN_ID/EXECUTION_ID/{{predictions,joined}}/"""
+Outputs: {place.output_uri}/training/EXECUTION_ID/{{model,predictions,joined}}/ and
+         {place.output_uri}/scoring/RUN_ID/EXECUTION_ID/{{predictions,joined}}/"""
 
 
 def aws_main(args: argparse.Namespace) -> int:
@@ -572,7 +574,7 @@ def aws_main(args: argparse.Namespace) -> int:
         digits = write_digits_csv(Path(folder))
         for local, uri in zip(
             (digits.train_dir, digits.validation_dir, digits.test_dir, digits.batch_dir),
-            aws_data(base).__dict__.values(),
+            dataclasses.astuple(aws_data(base)),
             strict=True,
         ):
             S3Uploader.upload(str(local), uri, sagemaker_session=place.session)
@@ -585,40 +587,64 @@ def aws_main(args: argparse.Namespace) -> int:
         schedule = parse_schedule(args.schedule)
         arns = scoring.put_triggers([schedule], role_arn=args.scheduler_role or args.role)
         print(f"Scheduled {scoring.name} ({schedule.resolve_schedule_expression()}): {arns}")
-    print(how_to_run(training, scoring, place.session.boto_region_name))
+    print(how_to_run(training, scoring, place))
     if not args.start:
         return 0
     return start_on_aws(args, place, training if args.pipeline == "training" else scoring)
 
 
+def _processing_output(place: Placement, step: dict) -> str:
+    """The S3 URI of the (single) output of a processing step's job."""
+    name = step["Metadata"]["ProcessingJob"]["Arn"].split("/")[-1]
+    job = place.session.sagemaker_client.describe_processing_job(ProcessingJobName=name)
+    return job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+
+
 def start_on_aws(args: argparse.Namespace, place: Placement, pipeline: Pipeline) -> int:
     """Start one execution, wait for it, print its steps, accuracy and outputs."""
-    parameters = {"MinAccuracy": args.min_accuracy}
     if pipeline.name == SCORING_PIPELINE:
         parameters = {"RunId": args.run_id}
+        if args.model_data:
+            parameters["ModelDataUri"] = args.model_data
+    else:
+        parameters = {"MinAccuracy": args.min_accuracy}
     execution = pipeline.start(parameters=parameters)
     print(f"Started {execution.arn}")
-    with contextlib.suppress(Exception):  # the waiter raises on a failed execution
+    started = time.monotonic()
+    with contextlib.suppress(WaiterError):  # raised for a failed execution too; described below
         execution.wait(delay=30, max_attempts=240)
     described = execution.describe()
-    status = described["PipelineExecutionStatus"]
-    print(f"Execution {execution.arn}: {status} {described.get('FailureReason', '')}")
-    client = place.session.sagemaker_client
-    for step in execution.list_steps():
-        print(f"  {step['StepName']}: {step['StepStatus']} {step.get('FailureReason', '')}")
-        job = step.get("Metadata", {}).get("ProcessingJob")
-        if step["StepName"] == "evaluate" and job:
-            outputs = client.describe_processing_job(ProcessingJobName=job["Arn"].split("/")[-1])
-            uri = outputs["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
-            report = json.loads(
-                S3Downloader.read_file(f"{uri}/evaluation.json", sagemaker_session=place.session)
+    report: dict = {
+        "pipeline": pipeline.name,
+        "execution_arn": execution.arn,
+        "status": described["PipelineExecutionStatus"],
+        "failure_reason": described.get("FailureReason"),
+        "steps": {},
+        "parameters": parameters,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    print(f"Execution {execution.arn}: {report['status']}")
+    for step in reversed(execution.list_steps()):  # newest first from the API
+        name, status = step["StepName"], step["StepStatus"]
+        report["steps"][name] = {"status": status, "failure": step.get("FailureReason")}
+        print(f"  {name}: {status} {step.get('FailureReason', '')}")
+        if status != "Succeeded" or "ProcessingJob" not in step.get("Metadata", {}):
+            continue
+        if name == "evaluate":
+            uri = _processing_output(place, step)
+            evaluation = S3Downloader.read_file(
+                f"{uri}/evaluation.json", sagemaker_session=place.session
             )
-            print(f"Held-out accuracy: {report['metrics']['accuracy']['value']:.4f}")
-        if step["StepName"] == "join" and job:
-            outputs = client.describe_processing_job(ProcessingJobName=job["Arn"].split("/")[-1])
-            joined = outputs["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
-            print(f"Joined rows (features, then prediction): {joined}")
-    return 0 if status == "Succeeded" else 1
+            report["accuracy"] = json.loads(evaluation)["metrics"]["accuracy"]["value"]
+            print(f"Held-out accuracy: {report['accuracy']:.4f}")
+        if name == "join":
+            report["joined_uri"] = _processing_output(place, step)
+            print(f"Joined rows (features, then prediction): {report['joined_uri']}")
+    if report["failure_reason"]:
+        print(f"Failed: {report['failure_reason']}")
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=2))
+    return 0 if report["status"] == "Succeeded" else 1
 
 
 # --- Command line --------------------------------------------------------------------------
@@ -638,8 +664,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--model-data", help="scoring: the model.tar.gz URI to score with")
     parser.add_argument("--input-uri", help="the prefix to score (default: the digits test rows)")
-    parser.add_argument("--work-dir", type=Path, help="local: keep data and outputs here")
-    parser.add_argument("--report", type=Path, help="local: write what was measured as JSON")
+    parser.add_argument("--work-dir", type=Path, help="local: keep the data and outputs here")
+    parser.add_argument("--report", type=Path, help="write what was measured as JSON")
     parser.add_argument("--image-uri", help=f"image (local default {DEFAULT_LOCAL_IMAGE})")
     aws = parser.add_argument_group("on AWS")
     aws.add_argument("--role", help="SageMaker execution role ARN the pipelines run as")
