@@ -319,3 +319,31 @@ def test_aws_definitions_are_built_offline(sdk_env: SdkRun, sdk_pythons: SdkVenv
         "Pipeline": "xgboost-byoc-digits-scoring",
         "RoleArn": scheduler_role,
     }
+
+
+AWS_ARGS = ["--aws", "--role", "r", "--bucket", "b", "--image-uri", "i"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--local", "--pipeline", "scoring"], "--pipeline scoring needs --model-data"),
+        (
+            [*AWS_ARGS, "--schedule", "daily"],
+            "--schedule needs --model-data",
+        ),
+        (
+            [*AWS_ARGS, "--model-data", "s3://m", "--schedule", "daily"],
+            "Schedule 'daily' is not an EventBridge Scheduler expression",
+        ),
+        (["--aws", "--bucket", "b"], "--aws needs --role, --image-uri"),
+    ],
+    ids=["scoring-without-model", "schedule-without-model", "bad-schedule", "aws-without-role"],
+)
+def test_command_line_mistakes_get_a_sentence(
+    sdk_env: SdkRun, sdk_pythons: SdkVenvs, args: list[str], message: str
+):
+    result = sdk_env.run(sdk_pythons.sdk2, PIPELINE, *args)
+    assert result.returncode == 2
+    assert message in result.stdout
