@@ -38,7 +38,7 @@ from botocore.exceptions import WaiterError
 from sagemaker.inputs import TrainingInput
 from sagemaker.model import Model
 from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
-from sagemaker.s3 import S3Downloader, S3Uploader
+from sagemaker.s3 import S3Uploader
 from sagemaker.transformer import Transformer
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
@@ -404,20 +404,70 @@ def parse_schedule(expression: str) -> PipelineSchedule:
 # --- Running locally -----------------------------------------------------------------------
 
 
-def _local_file(uri: str) -> Path:
-    return Path(uri.removeprefix("file://"))
+def _job_name(step: dict, kind: str) -> str | None:
+    """The job a step ran (`Metadata.TrainingJob.Arn`...); locally the ARN is the name."""
+    job = step.get("Metadata", {}).get(kind)
+    return job["Arn"].split("/")[-1] if job else None
 
 
-def step_report(execution) -> dict[str, dict]:
-    """Each step's status (and failure) from the execution, in the order they ran."""
-    steps = execution.list_steps()["PipelineExecutionSteps"]
-    return {
-        step["StepName"]: {
-            "status": step["StepStatus"],
-            **({"failure": step["FailureReason"]} if "FailureReason" in step else {}),
-        }
-        for step in sorted(steps, key=lambda step: step.get("StartTime", 0))
+def _output_uri(job: dict, name: str) -> str:
+    """A processing job's output URI by name (local mode may hold the outputs as a mapping)."""
+    outputs = job["ProcessingOutputConfig"]["Outputs"]
+    if isinstance(outputs, dict):
+        return outputs[name]["S3Output"]["S3Uri"]
+    return next(o["S3Output"]["S3Uri"] for o in outputs if o["OutputName"] == name)
+
+
+def execution_report(execution, place: Placement, parameters: dict, seconds: float) -> dict:
+    """What an execution did, from the same API calls locally and on SageMaker: each step's
+    status, the accuracy in evaluation.json, the model artefact and the output locations."""
+    described = execution.describe()
+    steps = execution.list_steps()
+    if isinstance(steps, dict):  # local mode answers with the whole response
+        steps = steps["PipelineExecutionSteps"]
+    steps = sorted(steps, key=lambda step: (step.get("StartTime") is None, step.get("StartTime")))
+    report: dict = {
+        "pipeline": pipeline_name(described),
+        "execution_id": described["PipelineExecutionArn"].split("/")[-1],
+        "status": described["PipelineExecutionStatus"],
+        "failure_reason": described.get("FailureReason"),
+        "steps": {
+            step["StepName"]: {
+                "status": step["StepStatus"],
+                **({"failure": step["FailureReason"]} if step.get("FailureReason") else {}),
+            }
+            for step in steps
+        },
+        "parameters": parameters,
+        "seconds": seconds,
     }
+    client = place.session.sagemaker_client
+    for step in steps:
+        if step["StepStatus"] != "Succeeded":
+            continue
+        if training_job := _job_name(step, "TrainingJob"):
+            job = client.describe_training_job(TrainingJobName=training_job)
+            report["model_data"] = job["ModelArtifacts"]["S3ModelArtifacts"]
+        if transform_job := _job_name(step, "TransformJob"):
+            job = client.describe_transform_job(TransformJobName=transform_job)
+            report["predictions_uri"] = job["TransformOutput"]["S3OutputPath"]
+        processing_job = _job_name(step, "ProcessingJob")
+        if processing_job and step["StepName"] == "evaluate":
+            job = client.describe_processing_job(ProcessingJobName=processing_job)
+            uri = _output_uri(job, "evaluation").removeprefix("s3://")
+            bucket, _, key = uri.partition("/")
+            evaluation = place.session.read_s3_file(bucket, f"{key}/evaluation.json")
+            report["evaluation"] = json.loads(evaluation)
+            report["accuracy"] = report["evaluation"]["metrics"]["accuracy"]["value"]
+        if processing_job and step["StepName"] == "join":
+            job = client.describe_processing_job(ProcessingJobName=processing_job)
+            report["joined_uri"] = _output_uri(job, "joined")
+    return report
+
+
+def pipeline_name(described: dict) -> str:
+    """The pipeline's name from its ARN (locally the ARN is the name)."""
+    return described["PipelineArn"].split("/")[-1]
 
 
 def run_local(pipeline: Pipeline, place: Placement, parameters: dict) -> dict:
@@ -425,38 +475,10 @@ def run_local(pipeline: Pipeline, place: Placement, parameters: dict) -> dict:
     pipeline.upsert(role_arn=place.role)
     started = time.monotonic()
     execution = pipeline.start(parameters=parameters)
-    seconds = round(time.monotonic() - started, 1)
-    described = execution.describe()
-    properties = {
-        name: step.properties for name, step in execution.step_execution.items() if step.properties
-    }
-    report: dict = {
-        "pipeline": pipeline.name,
-        "execution_id": execution.pipeline_execution_name,
-        "status": described["PipelineExecutionStatus"],
-        "failure_reason": described.get("FailureReason"),
-        "steps": step_report(execution),
-        "parameters": parameters,
-        "seconds": seconds,
-    }
-    if "train" in properties:
-        report["model_data"] = properties["train"]["ModelArtifacts"]["S3ModelArtifacts"]
-    if "evaluate" in properties:
-        uri = properties["evaluate"]["ProcessingOutputConfig"]["Outputs"]["evaluation"]
-        bucket, _, key = uri["S3Output"]["S3Uri"].removeprefix("s3://").partition("/")
-        report["evaluation"] = json.loads(
-            place.session.read_s3_file(bucket, f"{key}/evaluation.json")
-        )
-        report["accuracy"] = report["evaluation"]["metrics"]["accuracy"]["value"]
-    if "transform" in properties:
-        report["predictions_uri"] = properties["transform"]["TransformOutput"]["S3OutputPath"]
-    if "join" in properties:
-        joined = properties["join"]["ProcessingOutputConfig"]["Outputs"]["joined"]
-        report["joined_uri"] = joined["S3Output"]["S3Uri"]
-    return report
+    return execution_report(execution, place, parameters, round(time.monotonic() - started, 1))
 
 
-def print_local_report(report: dict) -> None:
+def print_report(report: dict) -> None:
     print(f"Pipeline {report['pipeline']} execution {report['execution_id']}: {report['status']}")
     for name, step in report["steps"].items():
         failure = f" ({step['failure']})" if "failure" in step else ""
@@ -470,7 +492,7 @@ def print_local_report(report: dict) -> None:
         print(f"Joined rows (features, then prediction): {report['joined_uri']}")
     if report["failure_reason"]:
         print(f"Failed: {report['failure_reason']}")
-    print(f"Local execution took {report['seconds']} s")
+    print(f"The execution took {report['seconds']} s")
 
 
 def local_main(args: argparse.Namespace, work_dir: Path) -> int:
@@ -493,7 +515,7 @@ def local_main(args: argparse.Namespace, work_dir: Path) -> int:
         report = run_local(pipeline, place, parameters)
     finally:
         remove_local_containers(work_dir / "containers")
-    print_local_report(report)
+    print_report(report)
     if args.report:
         args.report.write_text(json.dumps(report, indent=2))
     return 0 if report["status"] == "Succeeded" else 1
@@ -593,13 +615,6 @@ def aws_main(args: argparse.Namespace) -> int:
     return start_on_aws(args, place, training if args.pipeline == "training" else scoring)
 
 
-def _processing_output(place: Placement, step: dict) -> str:
-    """The S3 URI of the (single) output of a processing step's job."""
-    name = step["Metadata"]["ProcessingJob"]["Arn"].split("/")[-1]
-    job = place.session.sagemaker_client.describe_processing_job(ProcessingJobName=name)
-    return job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
-
-
 def start_on_aws(args: argparse.Namespace, place: Placement, pipeline: Pipeline) -> int:
     """Start one execution, wait for it, print its steps, accuracy and outputs."""
     if pipeline.name == SCORING_PIPELINE:
@@ -608,40 +623,13 @@ def start_on_aws(args: argparse.Namespace, place: Placement, pipeline: Pipeline)
             parameters["ModelDataUri"] = args.model_data
     else:
         parameters = {"MinAccuracy": args.min_accuracy}
+    started = time.monotonic()
     execution = pipeline.start(parameters=parameters)
     print(f"Started {execution.arn}")
-    started = time.monotonic()
-    with contextlib.suppress(WaiterError):  # raised for a failed execution too; described below
+    with contextlib.suppress(WaiterError):  # raised for a failed execution too; reported below
         execution.wait(delay=30, max_attempts=240)
-    described = execution.describe()
-    report: dict = {
-        "pipeline": pipeline.name,
-        "execution_arn": execution.arn,
-        "status": described["PipelineExecutionStatus"],
-        "failure_reason": described.get("FailureReason"),
-        "steps": {},
-        "parameters": parameters,
-        "seconds": round(time.monotonic() - started, 1),
-    }
-    print(f"Execution {execution.arn}: {report['status']}")
-    for step in reversed(execution.list_steps()):  # newest first from the API
-        name, status = step["StepName"], step["StepStatus"]
-        report["steps"][name] = {"status": status, "failure": step.get("FailureReason")}
-        print(f"  {name}: {status} {step.get('FailureReason', '')}")
-        if status != "Succeeded" or "ProcessingJob" not in step.get("Metadata", {}):
-            continue
-        if name == "evaluate":
-            uri = _processing_output(place, step)
-            evaluation = S3Downloader.read_file(
-                f"{uri}/evaluation.json", sagemaker_session=place.session
-            )
-            report["accuracy"] = json.loads(evaluation)["metrics"]["accuracy"]["value"]
-            print(f"Held-out accuracy: {report['accuracy']:.4f}")
-        if name == "join":
-            report["joined_uri"] = _processing_output(place, step)
-            print(f"Joined rows (features, then prediction): {report['joined_uri']}")
-    if report["failure_reason"]:
-        print(f"Failed: {report['failure_reason']}")
+    report = execution_report(execution, place, parameters, round(time.monotonic() - started))
+    print_report(report)
     if args.report:
         args.report.write_text(json.dumps(report, indent=2))
     return 0 if report["status"] == "Succeeded" else 1
