@@ -119,8 +119,8 @@ def _remove_containers_under(root: Path) -> list[str]:
 
 
 @pytest.fixture
-def sdk_run(tmp_path: Path, image: str, sagemaker_local_network: None) -> Iterator[SdkRun]:
-    """A temp HOME with the local-mode config, telemetry off; containers removed at teardown."""
+def sdk_env(tmp_path: Path) -> SdkRun:
+    """A temp HOME with the local-mode config, telemetry off, no credentials; no Docker needed."""
     home = tmp_path / "home"
     (home / ".sagemaker").mkdir(parents=True)
     containers = tmp_path / "containers"
@@ -158,8 +158,14 @@ def sdk_run(tmp_path: Path, image: str, sagemaker_local_network: None) -> Iterat
         PYTHONUNBUFFERED="1",
         SAGEMAKER_SUPPRESS_V2_WARNING="1",
     )
-    yield SdkRun(root=tmp_path, env=env)
-    _remove_containers_under(tmp_path)
+    return SdkRun(root=tmp_path, env=env)
+
+
+@pytest.fixture
+def sdk_run(sdk_env: SdkRun, image: str, sagemaker_local_network: None) -> Iterator[SdkRun]:
+    """`sdk_env` with the built image; the containers the SDK made are removed at teardown."""
+    yield sdk_env
+    _remove_containers_under(sdk_env.root)
 
 
 @pytest.fixture(scope="session")
