@@ -20,7 +20,7 @@ DEFAULT_LOCAL_IMAGE = "sagemaker-xgboost-byoc:latest"
 LOCAL_ROLE = "arn:aws:iam::111111111111:role/local-mode-needs-no-role"
 
 # The training log prints one line per round, `[9]<TAB>train-mlogloss:0.45<TAB>validation-...`,
-# which CloudWatch shows with `#011` for the tab; the regexes are the README's (## Training).
+# which CloudWatch shows with `#011` for the tab; the regexes are docs/training.md's (Metrics).
 # XGBoost's default metric for multi:softmax is mlogloss; eval_metric=merror adds merror lines.
 METRIC_DEFINITIONS = [
     {"Name": f"{channel}:{metric}", "Regex": rf".*\[[0-9]+\].*#011{channel}-{metric}:([-+0-9.eE]+)"}
