@@ -12,6 +12,7 @@ import logging
 import sys
 import time
 import traceback
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,9 @@ logger = logging.getLogger("container.training")
 EXIT_FAILURE = 1
 EXIT_STOPPED = 143
 """128 + SIGTERM, the shell's convention for a process ended by SIGTERM."""
+FAILURE_REASON_CHARACTERS = 1024
+"""SageMaker's `FailureReason` holds the first 1,024 characters of `output/failure`."""
+_CUT = "... (cut to 1,024 characters)"
 
 
 def main() -> int:
@@ -71,12 +75,28 @@ def main() -> int:
     return 0
 
 
+def failure_reason(sentence: str) -> str:
+    """`sentence` as the one first line SageMaker shows: control characters (and the other
+    characters that break a line) escaped as `\\n`, `\\x00`, ..., at most 1,024 characters."""
+    text = sentence.strip()
+    line = "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp")
+        else char
+        for char in text[:FAILURE_REASON_CHARACTERS]  # a 10 MB sentence is not walked whole
+    )
+    if len(text) <= FAILURE_REASON_CHARACTERS and len(line) <= FAILURE_REASON_CHARACTERS:
+        return line
+    return line[: FAILURE_REASON_CHARACTERS - len(_CUT)] + _CUT
+
+
 def _fail(failure_file: Path, sentence: str, details: str | None, status: int) -> int:
-    """Write `output/failure` (sentence first), log it, and hand back the exit status."""
-    logger.error("%s", sentence)
+    """Write `output/failure` (its reason first), log it, and hand back the exit status."""
+    reason = failure_reason(sentence)
+    logger.error("%s", reason)
     if details:
         logger.error("%s", details)
-    text = sentence.strip() + "\n" + (f"\n{details}" if details else "")
+    text = reason + "\n" + (f"\n{details}" if details else "")
     try:
         failure_file.parent.mkdir(parents=True, exist_ok=True)
         failure_file.write_text(text, encoding="utf-8")
@@ -123,8 +143,13 @@ def read_config(settings: Settings) -> JobConfig:
             value = read()
         except json.JSONDecodeError as exc:
             raise ClientError(f"{path} is not valid JSON: {exc}.") from None
+        except AttributeError:  # read_hyperparameters calls .items() on what it parsed
+            value = None
         if not isinstance(value, dict):
-            raise ClientError(f"{path} must hold a JSON object.")
+            raise ClientError(
+                f"{path} must hold a JSON object of names and values, such as "
+                '{"num_round": "100"}; it holds another kind of JSON value.'
+            )
         values.append(value)
     return JobConfig(*values)
 
