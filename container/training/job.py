@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 import traceback
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from container.errors import ClientError, DistributedError
 from container.settings import Settings, export_base_dir
-from container.training.termination import StopRequest, TrainingStopped
+from container.training.termination import MODEL_SAVE, ROUNDS, StopRequest, TrainingStopped
 
 if TYPE_CHECKING:
     from container.training.data_loading import Dataset
@@ -72,6 +73,11 @@ def main() -> int:
             "Training finished; no %s on this host (in a distributed job the master writes it).",
             settings.paths.model_file.name,
         )
+    # Nothing is left to stop cleanly: from here SIGTERM ends the process by its default
+    # action, which the container reports as status 143 too.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if stop.requested and stop.phase == MODEL_SAVE:  # came while the model was being saved
+        return _fail(failure_file, str(stop.stopped()), None, EXIT_STOPPED)
     return 0
 
 
@@ -208,19 +214,23 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     with distributed.join_cluster(config.resources, settings) as role:
         started = time.perf_counter()
         csv_weights, spill = hyperparameters.csv_weights, hyperparameters.uses_quantile_matrix
-        train = load_share("train", settings, channels, csv_weights, role.hosts, spill=spill)
+        train = load_share(
+            "train", settings, channels, csv_weights, role.hosts, spill=spill, stop=stop
+        )
         data_loading.check_labels(train, hyperparameters)
         validation = None
         if has_validation:
             validation = load_share(
-                "validation", settings, channels, csv_weights, role.hosts, spill=spill
+                "validation", settings, channels, csv_weights, role.hosts, spill=spill, stop=stop
             )
             data_loading.check_labels(validation, hyperparameters)
             data_loading.match_width(validation, train)
-        dtrain = data_loading.to_dmatrix(train, hyperparameters)
+        dtrain = data_loading.to_dmatrix(train, hyperparameters, stop=stop)
         evals = [(dtrain, "train")]
         if validation is not None:
-            dvalid = data_loading.to_dmatrix(validation, hyperparameters, reference=dtrain)
+            dvalid = data_loading.to_dmatrix(
+                validation, hyperparameters, reference=dtrain, stop=stop
+            )
             evals.append((dvalid, "validation"))
         role.progressed()  # arms the distributed stall watchdog
         megabytes = (train.bytes_read + (validation.bytes_read if validation else 0)) / 1e6
@@ -234,6 +244,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         )
         del train, validation
 
+        stop.enter(ROUNDS)
         params = hyperparameters.xgboost_params
         store = None
         directory = checkpoint_dir(settings)
@@ -276,12 +287,20 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
             )
         except xgb.core.XGBoostError as exc:
             raise ClientError(f"XGBoost stopped training: {data_loading.first_line(exc)}") from None
-        except Exception:
+        except (Exception, TrainingStopped):
             if hyperparameters.save_model_on_termination and role.is_master:
                 save_model(booster, settings.paths.model_file)
             raise
+        stop.enter(MODEL_SAVE)
         if role.is_master:
             save_model(boosting.keep_best(result), settings.paths.model_file)
+        # The save (atomic) was let finish: a model is whole or absent, never half. `main`
+        # checks for a stop once the job is done.
+        stop.outcome = (
+            f"{settings.paths.model_file.name} was saved in full before the job stopped"
+            if role.is_master
+            else "the master host writes the model"
+        )
 
 
 def load_share(
@@ -291,6 +310,7 @@ def load_share(
     csv_weights: bool,
     hosts: Hosts,
     spill: bool = False,
+    stop: StopRequest | None = None,
 ) -> Dataset:
     """This host's share of a channel: all of it alone, its own files or rows with several.
 
@@ -314,6 +334,7 @@ def load_share(
         csv_weights,
         shard.files,
         spill=spill and shard.parts == 1,
+        stop=stop,
     )
     return distributed.agree_on_width(distributed.keep_rows(dataset, shard), hosts)
 
