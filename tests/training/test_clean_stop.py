@@ -189,6 +189,7 @@ def test_sigterm_at_random_moments_of_every_phase_stops_cleanly(
         assert "Exception ignored" not in run.output, context + run.output
         assert not leftovers(run), context + str(leftovers(run))
         if stopped_in == MODEL_SAVE:  # the save was let finish: the whole model
+            assert run.job.model_file.is_file(), context + sentence
             assert run.job.model_file.read_bytes() == reference_model, context
             continue
         assert not run.job.model_file.exists(), context + sentence
