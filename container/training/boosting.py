@@ -3,6 +3,8 @@
 It is a plain loop rather than `xgb.train` so that a resumed run passes each round its true
 index (XGBoost seeds per round from it) and carries the early-stopping state in the model's
 attributes: a run resumed from a checkpoint ends with the same model as one never stopped.
+XGBoost's own `EvaluationMonitor` prints the round lines; this loop hands it that true index,
+so a resumed run numbers its rounds on from the checkpoint.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import xgboost as xgb
 
 from container.training.checkpoints import CheckpointStore
-from container.training.metrics import RoundPrinter, Score, is_maximized, parse_eval
+from container.training.metrics import Score, is_maximized, parse_eval
 from container.training.termination import StopRequest
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ def boost(
     evals: list[tuple[xgb.DMatrix, str]],
     num_round: int,
     start_round: int,
-    printer: RoundPrinter,
+    monitor: xgb.callback.EvaluationMonitor,
     stop: StopRequest,
     early_stopping: EarlyStopping | None = None,
     store: CheckpointStore | None = None,
@@ -84,7 +86,7 @@ def boost(
         booster.update(dtrain, iteration)
         rounds = iteration + 1
         scores = parse_eval(booster.eval_set(evals, iteration)) if evals else []
-        printer.print_round(iteration, scores)
+        monitor.after_iteration(booster, iteration, _evals_log(scores))
         if progressed is not None:
             progressed()
         stop_now = early_stopping is not None and early_stopping.update(
@@ -129,6 +131,24 @@ def keep_best(result: BoostingResult) -> xgb.Booster:
 
 def _is_linear(booster: xgb.Booster) -> bool:
     return '"gblinear"' in booster.save_config()
+
+
+def round_monitor() -> xgb.callback.EvaluationMonitor:
+    """XGBoost's round lines (`[12]\ttrain-rmse:2.13450\tvalidation-rmse:2.37790`), printed to
+    stdout by the master host (rank 0) only, flushed so that logs stream live."""
+    return xgb.callback.EvaluationMonitor(rank=0, logger=_print_line)
+
+
+def _print_line(message: str) -> None:
+    print(message.strip(), flush=True)
+
+
+def _evals_log(scores: list[Score]) -> dict[str, dict[str, list[float]]]:
+    """This round's scores in the shape `EvaluationMonitor` reads: data → metric → values."""
+    log: dict[str, dict[str, list[float]]] = {}
+    for score in scores:
+        log.setdefault(score.data, {})[score.metric] = [score.value]
+    return log
 
 
 def _watched(scores: list[Score]) -> Score:

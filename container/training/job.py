@@ -24,8 +24,8 @@ from container.settings import Settings, export_base_dir
 from container.training.termination import MODEL_SAVE, ROUNDS, StopRequest, TrainingStopped
 
 if TYPE_CHECKING:
+    from container.training.cluster import Hosts
     from container.training.data_loading import Dataset
-    from container.training.distributed import Hosts
 
 logger = logging.getLogger("container.training")
 
@@ -96,18 +96,44 @@ def failure_reason(sentence: str) -> str:
     return line[: FAILURE_REASON_CHARACTERS - len(_CUT)] + _CUT
 
 
+@dataclass(frozen=True)
+class FailureFile:
+    """`output/failure`, written here only: its reason first (`failure_reason`), then details.
+
+    The training group records a reason in it while the hosts are joined (see
+    `cluster.ENDED_EARLY`) and clears it when they part normally."""
+
+    path: Path
+
+    def write(self, sentence: str, details: str | None = None) -> None:
+        """`sentence` may carry details of its own after a blank line (a script's traceback):
+        they follow the reason, with `details`."""
+        reason, own_details = _split(sentence)
+        details = "\n\n".join(part for part in (own_details, details) if part)
+        text = reason + "\n" + (f"\n{details}" if details else "")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            logger.error("Could not write %s: %s", self.path, exc)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _split(sentence: str) -> tuple[str, str]:
+    """The reason (the text before a blank line, as `failure_reason`) and what follows it."""
+    head, _, rest = sentence.strip().partition("\n\n")
+    return failure_reason(head), rest.strip()
+
+
 def _fail(failure_file: Path, sentence: str, details: str | None, status: int) -> int:
     """Write `output/failure` (its reason first), log it, and hand back the exit status."""
-    reason = failure_reason(sentence)
-    logger.error("%s", reason)
-    if details:
-        logger.error("%s", details)
-    text = reason + "\n" + (f"\n{details}" if details else "")
-    try:
-        failure_file.parent.mkdir(parents=True, exist_ok=True)
-        failure_file.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        logger.error("Could not write %s: %s", failure_file, exc)
+    reason, own_details = _split(sentence)
+    for text in (reason, own_details, details):
+        if text:
+            logger.error("%s", text)
+    FailureFile(failure_file).write(sentence, details)
     return status
 
 
@@ -197,9 +223,8 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     """Train on the channels under `settings`' base dir as `config` says; write the model."""
     import xgboost as xgb
 
-    from container.training import boosting, checkpoints, data_loading, distributed
+    from container.training import boosting, checkpoints, cluster, data_loading
     from container.training.hyperparameters import parse_hyperparameters
-    from container.training.metrics import RoundPrinter
 
     hyperparameters = parse_hyperparameters(config.hyperparameters)
     channels = config.input_data
@@ -211,7 +236,8 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     has_validation = "validation" in channels or settings.paths.channel_dir("validation").is_dir()
     _check_early_stopping(hyperparameters, has_validation)
 
-    with distributed.join_cluster(config.resources, settings) as role:
+    failure = FailureFile(settings.paths.failure_file)
+    with cluster.join_cluster(config.resources, settings, failure) as role:
         started = time.perf_counter()
         csv_weights, spill = hyperparameters.csv_weights, hyperparameters.uses_quantile_matrix
         train = load_share(
@@ -232,7 +258,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
                 validation, hyperparameters, reference=dtrain, stop=stop
             )
             evals.append((dvalid, "validation"))
-        role.progressed()  # arms the distributed stall watchdog
+        role.progressed()  # arms the distributed stall bound
         megabytes = (train.bytes_read + (validation.bytes_read if validation else 0)) / 1e6
         seconds = time.perf_counter() - started
         logger.info(
@@ -252,7 +278,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         booster = None
         if directory is not None:
             store = checkpoints.CheckpointStore(directory, hyperparameters.checkpoints_to_keep)
-            found = distributed.share_checkpoint(store.load_newest())
+            found = checkpoints.share_checkpoint(store.load_newest())
             if found is not None:
                 logger.info(
                     "Resuming from checkpoint %s: %d round(s) done, continuing at round %d.",
@@ -278,7 +304,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
                 evals,
                 num_round=hyperparameters.num_round,
                 start_round=start_round,
-                printer=RoundPrinter(enabled=role.is_master),
+                monitor=boosting.round_monitor(),
                 stop=stop,
                 early_stopping=early,
                 store=store if role.is_master else None,
@@ -317,11 +343,11 @@ def load_share(
     With `spill` (for a `QuantileDMatrix` only), dense features go to disk rather than
     memory, unless rows are cut away (a cut needs every row in memory).
     """
-    from container.training import data_loading, distributed
+    from container.training import data_loading, sharding
 
     directory = settings.paths.channel_dir(channel)
     config = channels.get(channel, {})
-    shard = distributed.plan_shard(
+    shard = sharding.plan_shard(
         channel,
         data_loading.channel_files(directory),
         config.get("S3DistributionType"),
@@ -336,7 +362,7 @@ def load_share(
         spill=spill and shard.parts == 1,
         stop=stop,
     )
-    return distributed.agree_on_width(distributed.keep_rows(dataset, shard), hosts)
+    return sharding.agree_on_width(sharding.keep_rows(dataset, shard), hosts)
 
 
 def _check_early_stopping(hyperparameters: Any, has_validation: bool) -> None:
