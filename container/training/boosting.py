@@ -13,7 +13,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import xgboost as xgb
+from xgboost import collective
 
 from container.training.checkpoints import CheckpointStore
 from container.training.metrics import Score, is_maximized, parse_eval
@@ -81,7 +83,7 @@ def boost(
         early_stopping.restore(booster)
     rounds = saved = start_round
     for iteration in range(start_round, num_round):
-        if stop.requested:
+        if _stop_agreed(stop):
             _stop(booster, rounds, store, stop)
         booster.update(dtrain, iteration)
         rounds = iteration + 1
@@ -107,7 +109,7 @@ def boost(
                 early_stopping.best_score,
             )
             break
-    if stop.requested:
+    if _stop_agreed(stop):
         _stop(booster, rounds, store, stop)
     if store is not None and rounds != saved:
         store.save(booster, rounds)  # the last round too: nothing to redo after a restart
@@ -154,6 +156,18 @@ def _evals_log(scores: list[Score]) -> dict[str, dict[str, list[float]]]:
 def _watched(scores: list[Score]) -> Score:
     """XGBoost's rule: the last metric of the last evaluation set (validation) is watched."""
     return scores[-1]
+
+
+def _stop_agreed(stop: StopRequest) -> bool:
+    """Whether any host was asked to stop: on several hosts a collective step (one integer), so
+    that all stop after the same round; a host going on alone would wait in the next round's
+    collective step for ever. SageMaker sends SIGTERM to every host, not at the same instant."""
+    if not collective.is_distributed():
+        return stop.requested
+    asked = np.array([1 if stop.requested else 0], dtype=np.int32)
+    if collective.allreduce(asked, collective.Op.MAX)[0]:
+        stop.requested = True
+    return stop.requested
 
 
 def _stop(
