@@ -52,6 +52,8 @@ def main() -> int:
     except ClientError as exc:
         return _fail(failure_file, exc.message, None, EXIT_FAILURE)
     except DistributedError as exc:
+        if stop.requested:  # SIGTERM reached a peer first, and it left: this job was stopped
+            return _fail(failure_file, str(stop.stopped()), exc.message, EXIT_STOPPED)
         return _fail(failure_file, exc.message, traceback.format_exc(), EXIT_FAILURE)
     except MemoryError:
         sentence = "Training ran out of memory: use an instance with more memory or less data."
