@@ -1,8 +1,9 @@
 """The training job: config → data → boosting → `model/xgboost-model`, and the failure contract.
 
 `main` is the one place that turns any failure into `output/failure` (a sentence first, as
-SageMaker shows its first 1,024 characters), a log line and a non-zero exit; success exits 0
-and leaves no failure file.
+SageMaker shows its first 1,024 characters), a log line and a non-zero exit (143 for SIGTERM);
+success exits 0 and leaves no failure file. `FailureFile` is the only writer of that file; the
+training group is handed one to record a reason while the hosts are joined.
 """
 
 from __future__ import annotations
