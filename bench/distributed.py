@@ -1,7 +1,7 @@
 """Distributed training on one machine: 1 vs 2 vs 3 hosts, time per round and what it is spent on.
 
 Each host is a process that joins the group exactly as `./train` does
-(`container.training.distributed.cluster`: tracker on the first host, XGBoost's collective),
+(`container.training.cluster.cluster`: tracker on the first host, XGBoost's collective),
 builds a `QuantileDMatrix` of its share of the rows and runs `Booster.update` rounds. Per round
 it reads its main thread's scheduler counters (`/proc/.../schedstat`): time on a CPU (compute,
 one thread per host), time ready but waiting for a CPU (other processes on the machine), and
@@ -36,7 +36,7 @@ import numpy as np
 import xgboost as xgb
 
 from container.settings import DistributedSettings
-from container.training.distributed import Hosts, cluster
+from container.training.cluster import Hosts, cluster
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = {

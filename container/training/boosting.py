@@ -3,6 +3,8 @@
 It is a plain loop rather than `xgb.train` so that a resumed run passes each round its true
 index (XGBoost seeds per round from it) and carries the early-stopping state in the model's
 attributes: a run resumed from a checkpoint ends with the same model as one never stopped.
+XGBoost's own `EvaluationMonitor` prints the round lines; this loop hands it that true index,
+so a resumed run numbers its rounds on from the checkpoint.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import xgboost as xgb
+from xgboost import collective
 
 from container.training.checkpoints import CheckpointStore
 from container.training.metrics import (
-    RoundPrinter,
     Score,
     is_maximized,
     order_round,
@@ -23,7 +26,7 @@ from container.training.metrics import (
     printed_name,
 )
 from container.training.python_metrics import PythonMetrics
-from container.training.termination import StopRequest, TrainingStopped
+from container.training.termination import StopRequest
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ def boost(
     evals: list[tuple[xgb.DMatrix, str]],
     num_round: int,
     start_round: int,
-    printer: RoundPrinter,
+    monitor: xgb.callback.EvaluationMonitor,
     stop: StopRequest,
     early_stopping: EarlyStopping | None = None,
     store: CheckpointStore | None = None,
@@ -83,7 +86,8 @@ def boost(
     python_metrics: PythonMetrics | None = None,
     last_metric: str | None = None,
 ) -> BoostingResult:
-    """Run rounds `start_round .. num_round-1`; on SIGTERM checkpoint and raise.
+    """Run rounds `start_round .. num_round-1`; on SIGTERM (noted by `stop`, checked before
+    each round) save a checkpoint and raise `TrainingStopped`.
 
     `progressed` is called after every round (the distributed watchdog's heartbeat).
     `python_metrics` are scored beside XGBoost's own, as `xgb.train(custom_metric=...)` scores
@@ -91,41 +95,37 @@ def boost(
     if early_stopping is not None:
         early_stopping.restore(booster)
     rounds = saved = start_round
-    stop.in_loop = True
-    try:
-        for iteration in range(start_round, num_round):
-            if stop.requested:
-                _stop(booster, rounds, store)
-            booster.update(dtrain, iteration)
-            rounds = iteration + 1
-            scores = evaluate(booster, evals, iteration, python_metrics, last_metric)
-            printer.print_round(iteration, scores)
-            if progressed is not None:
-                progressed()
-            stop_now = early_stopping is not None and early_stopping.update(
-                booster, iteration, _watched(scores, early_stopping.metric)
+    for iteration in range(start_round, num_round):
+        if _stop_agreed(stop):
+            _stop(booster, rounds, store, stop)
+        booster.update(dtrain, iteration)
+        rounds = iteration + 1
+        scores = evaluate(booster, evals, iteration, python_metrics, last_metric)
+        monitor.after_iteration(booster, iteration, evals_log(scores))
+        if progressed is not None:
+            progressed()
+        stop_now = early_stopping is not None and early_stopping.update(
+            booster, iteration, _watched(scores, early_stopping.metric)
+        )
+        if store is not None and (rounds % checkpoint_frequency == 0 or stop_now):
+            store.save(booster, rounds)
+            saved = rounds
+        if stop_now:
+            assert early_stopping is not None
+            logger.info(
+                "Early stopping at round %d: no improvement for %d rounds; "
+                "keeping the best round %d (%s=%s).",
+                iteration,
+                early_stopping.rounds,
+                early_stopping.best_iteration,
+                _watched(scores, early_stopping.metric).key,
+                early_stopping.best_score,
             )
-            if store is not None and (rounds % checkpoint_frequency == 0 or stop_now):
-                store.save(booster, rounds)
-                saved = rounds
-            if stop_now:
-                assert early_stopping is not None
-                logger.info(
-                    "Early stopping at round %d: no improvement for %d rounds; "
-                    "keeping the best round %d (%s=%s).",
-                    iteration,
-                    early_stopping.rounds,
-                    early_stopping.best_iteration,
-                    _watched(scores, early_stopping.metric).key,
-                    early_stopping.best_score,
-                )
-                break
-        if stop.requested:
-            _stop(booster, rounds, store)
-        if store is not None and rounds != saved:
-            store.save(booster, rounds)  # the last round too: nothing to redo after a restart
-    finally:
-        stop.in_loop = False
+            break
+    if _stop_agreed(stop):
+        _stop(booster, rounds, store, stop)
+    if store is not None and rounds != saved:
+        store.save(booster, rounds)  # the last round too: nothing to redo after a restart
     best = early_stopping.best_iteration if early_stopping is not None else None
     return BoostingResult(booster=booster, rounds=rounds, best_iteration=best)
 
@@ -146,6 +146,24 @@ def keep_best(result: BoostingResult) -> xgb.Booster:
 
 def _is_linear(booster: xgb.Booster) -> bool:
     return '"gblinear"' in booster.save_config()
+
+
+def round_monitor() -> xgb.callback.EvaluationMonitor:
+    """XGBoost's round lines (`[12]\ttrain-rmse:2.13450\tvalidation-rmse:2.37790`), printed to
+    stdout by the master host (rank 0) only, flushed so that logs stream live."""
+    return xgb.callback.EvaluationMonitor(rank=0, logger=_print_line)
+
+
+def _print_line(message: str) -> None:
+    print(message.strip(), flush=True)
+
+
+def evals_log(scores: list[Score]) -> dict[str, dict[str, list[float]]]:
+    """This round's scores in the shape `EvaluationMonitor` reads: data → metric → values."""
+    log: dict[str, dict[str, list[float]]] = {}
+    for score in scores:
+        log.setdefault(score.data, {})[score.metric] = [score.value]
+    return log
 
 
 def evaluate(
@@ -178,12 +196,23 @@ def _watched(scores: list[Score], metric: str | None) -> Score:
     return scores[-1]
 
 
-def _stop(booster: xgb.Booster, rounds: int, store: CheckpointStore | None) -> None:
-    where = f"after {rounds} round(s)"
+def _stop_agreed(stop: StopRequest) -> bool:
+    """Whether any host was asked to stop: on several hosts a collective step (one integer), so
+    that all stop after the same round; a host going on alone would wait in the next round's
+    collective step for ever. SageMaker sends SIGTERM to every host, not at the same instant."""
+    if not collective.is_distributed():
+        return stop.requested
+    asked = np.array([1 if stop.requested else 0], dtype=np.int32)
+    if collective.allreduce(asked, collective.Op.MAX)[0]:
+        stop.requested = True
+    return stop.requested
+
+
+def _stop(
+    booster: xgb.Booster, rounds: int, store: CheckpointStore | None, stop: StopRequest
+) -> None:
+    stop.detail = f"after {rounds} round(s)"
     if store is not None and rounds > 0:
         path = store.save(booster, rounds)
-        raise TrainingStopped(
-            f"Training was stopped by SIGTERM {where}; checkpoint {path.name} was saved "
-            "and a restarted job resumes from it."
-        )
-    raise TrainingStopped(f"Training was stopped by SIGTERM {where}.")
+        raise stop.stopped(f"checkpoint {path.name} was saved and a restarted job resumes from it")
+    raise stop.stopped()

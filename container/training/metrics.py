@@ -1,15 +1,14 @@
-"""Per-round metric lines in the built-in algorithm's format, and the regexes that read them.
+"""Per-round metric scores, and the regexes that read the round lines.
 
-Each round prints `[12]<TAB>train-rmse:2.13450<TAB>validation-rmse:2.37790` to stdout, as XGBoost
-does. CloudWatch shows the tab as `#011`, which is what SageMaker's `metric_definitions`
-regexes match (`.*\\[[0-9]+\\].*#011validation-rmse:([-+0-9.eE]+)`).
+Each round prints `[12]<TAB>train-rmse:2.13450<TAB>validation-rmse:2.37790` to stdout, through
+XGBoost's own `EvaluationMonitor` (see `boosting`). CloudWatch shows the tab as `#011`, which
+is what SageMaker's `metric_definitions` regexes match
+(`.*\\[[0-9]+\\].*#011validation-rmse:([-+0-9.eE]+)`).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from typing import TextIO
 
 from container.training.hyperparameters import METRIC_NAMES
 from container.training.python_metrics import MAXIMIZED, PYTHON_METRIC_NAMES
@@ -41,11 +40,6 @@ def parse_eval(text: str) -> list[Score]:
     return scores
 
 
-def format_round(iteration: int, scores: list[Score]) -> str:
-    """The line printed for a round, formatted as XGBoost's `EvaluationMonitor` formats it."""
-    return f"[{iteration}]" + "".join(f"\t{s.key}:{s.value:.5f}" for s in scores)
-
-
 def is_maximized(metric: str) -> bool:
     name = metric.split("@")[0]
     return name.removesuffix("-") in MAXIMIZE_PREFIXES or name in MAXIMIZED
@@ -72,18 +66,6 @@ def order_round(scores: list[Score], last: str | None = None) -> list[Score]:
         mine = [score for score in scores if score.data == data]
         ordered += [s for s in mine if s.metric != key] + [s for s in mine if s.metric == key]
     return ordered
-
-
-class RoundPrinter:
-    """Prints each round's line on the master host only, flushed so logs stream live."""
-
-    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
-        self.enabled = enabled
-        self.stream = stream or sys.stdout
-
-    def print_round(self, iteration: int, scores: list[Score]) -> None:
-        if self.enabled and scores:
-            print(format_round(iteration, scores), file=self.stream, flush=True)
 
 
 def metric_regex(channel: str, metric: str) -> str:
