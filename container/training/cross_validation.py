@@ -102,7 +102,7 @@ def run(
         _print_mean(hyperparameters.num_round, scores)
     stop.enter(MODEL_SAVE, f"{len(models)} fold models")
     _save(models, predictions, settings)
-    stop.check()
+    stop.outcome = f"the {len(models)} fold models and the out-of-fold predictions were written"
 
 
 def _warn_about_checkpoints(settings: Settings) -> None:
