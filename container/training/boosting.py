@@ -203,9 +203,12 @@ def _stop_agreed(stop: StopRequest) -> bool:
     if not collective.is_distributed():
         return stop.requested
     asked = np.array([1 if stop.requested else 0], dtype=np.int32)
-    if collective.allreduce(asked, collective.Op.MAX)[0]:
+    agreed = bool(collective.allreduce(asked, collective.Op.MAX)[0])
+    if agreed:
         stop.requested = True
-    return stop.requested
+    # Only what was agreed: a SIGTERM that came during the allreduce is this host's alone
+    # until the next round's step, and stopping on it now would leave the others waiting.
+    return agreed
 
 
 def _stop(
