@@ -10,11 +10,14 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-from container.errors import BadRequest
+from container.errors import BadRequest, PayloadTooLarge
 from container.serving.codecs.limits import Limits
 
 MEDIA_TYPE = "text/libsvm"
-_HELP = "text/libsvm rows look like `[label] index:value index:value ...` with integer indices."
+_HELP = (
+    "text/libsvm rows look like `[label] index:value index:value ...` with integer indices "
+    "in ASCII digits."
+)
 
 
 def decode(body: bytes | bytearray, limits: Limits) -> scipy.sparse.csr_matrix:
@@ -41,10 +44,16 @@ def decode(body: bytes | bytearray, limits: Limits) -> scipy.sparse.csr_matrix:
                 )
             if index == "qid":
                 continue
-            if not index.isdigit():
+            if not (index.isascii() and index.isdigit()):
                 raise BadRequest(
-                    f"text/libsvm row {row}: index {index!r} in {token!r} is not a non-negative "
-                    f"integer. {_HELP}"
+                    f"text/libsvm row {row}: index {index[:40]!r} in {token[:60]!r} is not a "
+                    f"non-negative integer. {_HELP}"
+                )
+            if len(index) > len(str(limits.max_columns)):
+                raise PayloadTooLarge(
+                    f"text/libsvm row {row}: index {index[:20]}... ({len(index)} digits) is "
+                    f"beyond the {limits.max_columns} columns a row may hold "
+                    "(XGB_SERVER_MAX_COLUMNS)."
                 )
             indices.append(int(index))
             values.append(value)
