@@ -18,7 +18,6 @@ integer `status_code`) answers the client with that status and message.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from container.errors import ClientError, ContainerError, ModelLoadError, UserCo
 from container.serving import headers
 from container.serving.app import create_app
 from container.serving.codecs import DECODERS, ENCODERS, Limits, decode_rows
-from container.serving.model_loading import LoadedModel, load_model
+from container.serving.model_loading import LoadedModel, describe, load_model
 from container.serving.payload import read_body
 from container.serving.predictions import SCORE, Output, Predictor, parse_output_keys
 from container.settings import Settings
@@ -167,7 +166,7 @@ def load_user_model(code: UserCode, settings: Settings) -> tuple[Any, LoadedMode
     model_dir = settings.paths.model_dir
     model_fn = code.get(MODEL_FN)
     if model_fn is None:
-        loaded = load_model(model_dir, nthread=1)
+        loaded = load_model(model_dir, nthread=1, max_features=settings.serving.max_columns)
         return loaded.booster, loaded
     try:
         # One OpenMP thread while loading: a multi-threaded pool in the gunicorn master would
@@ -180,7 +179,10 @@ def load_user_model(code: UserCode, settings: Settings) -> tuple[Any, LoadedMode
             f"model_fn in {code.path} raised {_summary(exc)}; the traceback is in the log above."
         ) from exc
     booster = model.get_booster() if isinstance(model, xgb.XGBModel) else model
-    loaded = _facts(booster) if isinstance(booster, xgb.Booster) else None
+    loaded = None
+    if isinstance(booster, xgb.Booster):
+        booster.set_param("nthread", 1)  # workers set their own count after forking
+        loaded = describe(booster, None, settings.serving.max_columns, f"model_fn in {code.path}")
     needs_booster = code.get(PREDICT_FN) is None and code.get(TRANSFORM_FN) is None
     if needs_booster and loaded is None:
         raise ModelLoadError(
@@ -189,20 +191,6 @@ def load_user_model(code: UserCode, settings: Settings) -> tuple[Any, LoadedMode
             "return one from model_fn, or define predict_fn(data, model)."
         )
     return model, loaded
-
-
-def _facts(booster: xgb.Booster) -> LoadedModel:
-    """What the built-in steps need to know about a booster `model_fn` returned."""
-    booster.set_param("nthread", 1)  # workers set their own count after forking
-    config = json.loads(booster.save_config())["learner"]
-    params = config["learner_model_param"]
-    return LoadedModel(
-        booster=booster,
-        objective=config["objective"]["name"],
-        num_features=booster.num_features(),
-        num_class=int(params.get("num_class", "0") or 0),
-        num_target=int(params.get("num_target", "1") or 1),
-    )
 
 
 class UserInference:

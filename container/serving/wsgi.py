@@ -19,7 +19,9 @@ def load_application(settings: Settings) -> tuple[LoadedModel | None, Flask]:
     with_user_code = user_hooks.load_application(settings)
     if with_user_code is not None:
         return with_user_code
-    model = load_model(settings.paths.model_dir, nthread=1)
+    model = load_model(
+        settings.paths.model_dir, nthread=1, max_features=settings.serving.max_columns
+    )
     return model, create_app(model, settings)
 
 
