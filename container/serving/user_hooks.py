@@ -95,8 +95,9 @@ class UserHooks:
         if isinstance(result, Response):
             kept = [(k, v) for k, v in result.headers.items() if k.lower() != "content-length"]
             return result.status_code, kept, result.get_data()
-        single = "," not in accept and "*" not in accept
-        content_type = headers.media_type_of(accept) if single else default_accept
+        ranges = headers.parse_accept(accept)
+        single = len(ranges) == 1 and "*" not in ranges[0].media_type
+        content_type = ranges[0].media_type if single else default_accept
         if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], str):
             result, content_type = result
         if isinstance(result, str):
