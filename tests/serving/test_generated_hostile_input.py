@@ -1,4 +1,5 @@
-"""Generated nasties through the built-in /invocations (the WSGI app `serve` runs, in process).
+"""Generated nasties through the built-in /invocations: the WSGI app `serve` runs, in process,
+and a sample of the same kinds over HTTP to the real `./serve`.
 
 Hypothesis builds the kinds of body that once answered 500 (integers of thousands of digits,
 non-ASCII digits in LIBSVM indices, NPY headers that lie about their shape) and the ones with a
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,6 +27,8 @@ from container.settings import Settings
 from container.training import readers
 
 from .helpers import NUM_FEATURES, save_model_dir, train_booster
+from .test_openapi import wait_for_workers, worker_pids
+from .test_server import Server, start_serve
 
 FUZZ = settings(
     max_examples=60,
@@ -216,3 +221,81 @@ def test_csv_with_bare_carriage_returns_reads_as_train_reads_it(
         ",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in lf_rows
     )
     assert answer == post(client, "text/csv", lf_body.encode())[1]
+
+
+# The same kinds of body, drawn together, over HTTP to the real `./serve`.
+
+
+def _json_body(number: str) -> tuple[str, bytes]:
+    return "application/json", f"[[{number}, 0.2, 0.3, 0.4]]".encode()
+
+
+def _libsvm_body(digits: str) -> tuple[str, bytes]:
+    return "text/libsvm", f"1 0:0.5 {digits}:1.5".encode()
+
+
+def _npy_body(shape: tuple[int, int], data: bytes) -> tuple[str, bytes]:
+    return "application/x-npy", _npy_header(shape, "<f8", False) + data
+
+
+def _jsonlines_body(rows: list) -> tuple[str, bytes]:
+    return "application/jsonlines", (json.dumps(rows) + "\n").encode()
+
+
+def _cr_csv_body(rows: list) -> tuple[str, bytes]:
+    return "text/csv", _csv(rows, "\r", trailing=True)
+
+
+hostile_bodies = st.one_of(
+    huge_integers.map(_json_body),
+    st.lists(non_ascii_digits, min_size=1, max_size=3).map("".join).map(_libsvm_body),
+    st.builds(
+        _npy_body,
+        st.tuples(st.integers(100_000, 1_000_000), st.integers(1_000, 100_000)),
+        st.binary(max_size=64),
+    ),
+    st.lists(st.lists(st.floats(-1, 1), min_size=4, max_size=4), min_size=2, max_size=4).map(
+        _jsonlines_body
+    ),
+    finite_rows.map(_cr_csv_body),
+)
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, set[int]]]:
+    base = tmp_path_factory.mktemp("hostile-http")
+    save_model_dir(base, train_booster("binary:logistic"))
+    server = start_serve(base)
+    try:
+        yield server, wait_for_workers(server, 2)
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(request=hostile_bodies)
+def test_generated_bodies_over_http_get_a_sentence_or_a_prediction(
+    real_server: tuple[Server, set[int]], request: tuple[str, bytes]
+) -> None:
+    server, _ = real_server
+    content_type, body = request
+    response = requests.post(
+        f"{server.url}/invocations", data=body, headers={"Content-Type": content_type}, timeout=30
+    )
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert response.json()["error"].endswith("."), response.text
+
+
+@pytest.mark.slow
+def test_the_real_server_kept_its_workers(real_server: tuple[Server, set[int]]) -> None:
+    """Runs after the generated requests (same module, same server): the same workers."""
+    server, workers = real_server
+    assert worker_pids(server) == workers

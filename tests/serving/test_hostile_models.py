@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import resource
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,10 @@ import pytest
 import xgboost as xgb
 
 from container.errors import ModelLoadError
+from container.serving import wsgi
 from container.serving.model_loading import load_model
 from container.serving.nesting import MAX_MODEL_NESTING, json_depth, ubjson_depth
-from container.settings import MODEL_FILENAME
+from container.settings import MODEL_FILENAME, Settings
 
 from .helpers import ROWS, save_model_dir, train_booster
 from .test_server import _start_failure
@@ -158,3 +160,21 @@ def test_serve_refuses_a_hostile_model_at_start_up_without_crashing(
     assert code > 0, output  # an exit status, not a signal (a segfault is -11)
     assert expected in output, output
     assert "Segmentation fault" not in output and "Traceback" not in output, output
+
+
+def test_a_model_fn_returning_an_absurdly_wide_booster_is_refused(tmp_path: Path) -> None:
+    model_dir = _write(tmp_path, _with_num_feature("4000000000", "json"))
+    (model_dir / "code").mkdir()
+    (model_dir / "code" / "inference.py").write_text(
+        "import xgboost as xgb\n\n"
+        "def model_fn(model_dir):\n"
+        "    booster = xgb.Booster()\n"
+        f"    booster.load_model(model_dir + '/{MODEL_FILENAME}')\n"
+        "    return booster\n"
+    )
+    settings = Settings.from_environ({"SAGEMAKER_BASE_DIR": str(tmp_path)})
+    try:
+        with pytest.raises(ModelLoadError, match=r"model_fn in .* declares 4000000000 features"):
+            wsgi.load_application(settings)
+    finally:
+        sys.modules.pop("inference", None)
