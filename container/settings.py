@@ -13,6 +13,8 @@ from pathlib import Path
 
 DEFAULT_BASE_DIR = "/opt/ml"
 MODEL_FILENAME = "xgboost-model"
+DEFAULT_MAX_COLUMNS = 100_000
+"""Features a request row, and the model serving it, may have (`XGB_SERVER_MAX_COLUMNS`)."""
 """The model file name shared by training and serving (the built-in algorithm's name)."""
 
 REALTIME_MAX_PAYLOAD_MB = 6
@@ -173,7 +175,7 @@ class Settings:
             batch=batch,
             max_payload_bytes=max_payload,
             max_rows=_int(env, "XGB_SERVER_MAX_ROWS", 1_000_000),
-            max_columns=_int(env, "XGB_SERVER_MAX_COLUMNS", 100_000),
+            max_columns=_int(env, "XGB_SERVER_MAX_COLUMNS", DEFAULT_MAX_COLUMNS),
             program=program,
             host=env.get("XGB_SERVER_HOST", "").strip() or "0.0.0.0",
             # Below the worker timeout, so a slow client gets its 408 before gunicorn kills.

@@ -247,8 +247,8 @@ CASES: dict[str, tuple[bytes, Callable[[Reply, Served], None]]] = {
         request_bytes(_npy(np.zeros((10, 4)))[:-9], "application/x-npy"),
         _refused(400, "application/x-npy"),
     ),
-    "libsvm-inf": (request_bytes(b"0:inf 1:0.2", "text/libsvm"), INFINITE),
-    "libsvm-nan": (request_bytes(b"0:nan 1:0.2", "text/libsvm"), _predicts([NAN, 0.2, NAN, NAN])),
+    "libsvm-inf": (request_bytes(b"1 0:inf 1:0.2", "text/libsvm"), INFINITE),
+    "libsvm-nan": (request_bytes(b"1 0:nan 1:0.2", "text/libsvm"), _predicts([NAN, 0.2, NAN, NAN])),
     "content-type-missing": (request_bytes(ROW, None), _predicts([0.1, 0.2, 0.3, 0.4])),
     "content-type-control-character": (
         request_bytes(ROW, "\x7f;;;=;charset"),

@@ -160,7 +160,7 @@ EXAMPLES = {
         b'{"features": [0.1, 0.2, 0.3, 0.4]}\n',
         {"Content-Type": "application/jsonlines", "Accept": "application/jsonlines"},
     ),
-    "libsvm": ("POST", "/invocations", b"0:0.1 3:0.4", {"Content-Type": "text/libsvm"}),
+    "libsvm": ("POST", "/invocations", b"1 0:0.1 3:0.4", {"Content-Type": "text/libsvm"}),
     "x-libsvm": ("POST", "/invocations", b"1 0:0.1", {"Content-Type": "text/x-libsvm"}),
     "npy": (
         "POST",

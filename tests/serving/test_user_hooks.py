@@ -2,7 +2,7 @@
 
 The example's SHAP hooks run through the real `./serve` on 127.0.0.1 around a model the
 example's training script made. Single hooks, bad user code and error statuses run through the
-real app built by `user_hooks.load_application` from real files (Flask's test client), and
+real app built by `wsgi.load_application` from real files (Flask's test client), and
 start-up failures and logged tracebacks through the real `./serve` again.
 """
 
@@ -26,7 +26,7 @@ import xgboost as xgb
 from flask.testing import FlaskClient
 
 from container.errors import ModelLoadError
-from container.serving import user_hooks
+from container.serving import wsgi
 from container.settings import Settings
 
 from .helpers import ROWS, csv_body, save_model_dir, train_booster
@@ -50,9 +50,7 @@ def model_dir_with_code(root: Path, code: str, booster: xgb.Booster | None = Non
 def client_for(root: Path, **env: str) -> FlaskClient:
     """The app `serve` would build for the `/opt/ml` tree at `root`."""
     settings = Settings.from_environ({"SAGEMAKER_BASE_DIR": str(root), **env})
-    built = user_hooks.load_application(settings)
-    assert built is not None, "no user code found"
-    return built[1].test_client()
+    return wsgi.load_application(settings)[1].test_client()
 
 
 @pytest.fixture(autouse=True)
@@ -427,7 +425,7 @@ def test_broken_code_stops_start_up_with_a_sentence(
     settings = Settings.from_environ({"SAGEMAKER_BASE_DIR": str(tmp_path)})
 
     with pytest.raises(ModelLoadError) as raised:
-        user_hooks.load_application(settings)
+        wsgi.load_application(settings)
 
     assert raised.value.message.endswith(message), raised.value.message
     assert str(tmp_path / "model" / "code" / "inference.py") in raised.value.message
@@ -440,7 +438,7 @@ def test_a_sagemaker_program_that_is_nowhere_stops_start_up(tmp_path: Path) -> N
     )
 
     with pytest.raises(ModelLoadError) as raised:
-        user_hooks.load_application(settings)
+        wsgi.load_application(settings)
 
     assert raised.value.message == (
         f"SAGEMAKER_PROGRAM='inferense.py' names no file: looked for "

@@ -132,7 +132,7 @@ def test_serving_the_fold_folder_answers_the_mean_of_the_models(
     rows = ROWS[:25, 1:].astype(np.float32)
     expected = np.mean([model.predict(xgb.DMatrix(rows)) for model in models], axis=0)
     libsvm = "".join(
-        " ".join(f"{i}:{v:.9g}" for i, v in enumerate(row)) + "\n" for row in rows
+        " ".join(["0"] + [f"{i}:{v:.9g}" for i, v in enumerate(row)]) + "\n" for row in rows
     ).encode()
     server = start_serve(job.base)
     try:
