@@ -19,6 +19,7 @@ from container.serving.codecs import ENCODERS
 from container.serving.failures import error_answer
 from container.serving.invocations import PATH, BuiltinInvocations, InvocationsFirst
 from container.serving.model_loading import LoadedModel
+from container.serving.multi_model_routes import multi_model_app
 from container.settings import Settings
 
 
@@ -58,6 +59,8 @@ def create_app(
 
     if user_view is not None:
         app.add_url_rule(PATH, "invocations", user_view, methods=["POST"])
+    elif serving.multi_model:
+        app.wsgi_app = multi_model_app(app.wsgi_app, settings, default_accept)  # type: ignore[method-assign]
     elif model is not None:
         builtin = BuiltinInvocations(model, settings, default_accept)
         app.wsgi_app = InvocationsFirst(app.wsgi_app, builtin)  # type: ignore[method-assign]
