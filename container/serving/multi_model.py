@@ -126,14 +126,21 @@ class SharedState:
 class ModelRegistry:
     """This process's view of the shared registry, and the models it has loaded itself."""
 
-    def __init__(self, settings: Settings, default_accept: str, nthread: int = 1) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        default_accept: str,
+        nthread: int = 1,
+        shared: SharedState | None = None,
+    ) -> None:
+        """`shared` is the registry folder of other processes; a fresh one when None."""
         self.settings = settings
         self.default_accept = default_accept
         self.nthread = nthread
         self.models_dir = settings.paths.models_dir
         self.workers = settings.serving.workers
         self.budget = budget_bytes(settings)
-        self.shared = SharedState.create()
+        self.shared = shared or SharedState.create()
         self._seen = -1
         self._entries: dict[str, Entry] = {}
         self._served: dict[str, tuple[int, BuiltinInvocations]] = {}
@@ -156,6 +163,10 @@ class ModelRegistry:
             entry = self._entries.get(name)
             if entry is None or entry.load_id != load_id:
                 del self._served[name]  # frees this worker's copy
+
+    def held(self) -> list[str]:
+        """The models this process holds a copy of (after its last sync)."""
+        return sorted(self._served)
 
     def entry(self, name: str) -> Entry:
         """The loaded model `name`; 404 when it is not loaded."""
