@@ -168,6 +168,13 @@ class ModelRegistry:
         """The models this process holds a copy of (after its last sync)."""
         return sorted(self._served)
 
+    def holds(self, name: str) -> bool:
+        """Whether this process holds a current copy of `name` (no load needed to predict)."""
+        self.sync()
+        served = self._served.get(name)
+        entry = self._entries.get(name)
+        return served is not None and entry is not None and served[0] == entry.load_id
+
     def entry(self, name: str) -> Entry:
         """The loaded model `name`; 404 when it is not loaded."""
         self.sync()

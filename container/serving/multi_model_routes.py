@@ -110,6 +110,7 @@ class MultiModelRoutes:
                     f"{method} is not allowed on {PREFIX}/{{model_name}}{INVOKE}; "
                     "send the rows with POST."
                 )
+            held = self.registry.holds(name)
             invocations = self.registry.invocations(name)
         except Exception as error:
             status, body = error_answer(error, method, environ.get("PATH_INFO", ""))
@@ -117,7 +118,12 @@ class MultiModelRoutes:
             headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'Unknown')}", headers)
             return [body]
-        log.info("Invoke model %r (target model %s)", name, _target(environ))
+        # A log line costs about 30 µs, a third of a 1-row prediction: every invoke is logged at
+        # DEBUG, and at INFO the first one in each worker (the one that loaded its copy).
+        if held:
+            log.debug("Invoke model %r (target model %s)", name, _target(environ))
+        else:
+            log.info("Invoke model %r (target model %s)", name, _target(environ))
         return invocations(environ, start_response)
 
 
