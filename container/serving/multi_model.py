@@ -144,6 +144,8 @@ class ModelRegistry:
         self._seen = -1
         self._entries: dict[str, Entry] = {}
         self._served: dict[str, tuple[int, BuiltinInvocations]] = {}
+        self._invoked: set[str] = set()
+        """Models this process has predicted with since it got its current copy."""
         log.info(
             "Multi-model mode: loaded models may take %d MB across %d worker(s) "
             "(XGB_SERVER_MODEL_MEMORY_MB); registry in %s",
@@ -163,17 +165,11 @@ class ModelRegistry:
             entry = self._entries.get(name)
             if entry is None or entry.load_id != load_id:
                 del self._served[name]  # frees this worker's copy
+                self._invoked.discard(name)
 
     def held(self) -> list[str]:
         """The models this process holds a copy of (after its last sync)."""
         return sorted(self._served)
-
-    def holds(self, name: str) -> bool:
-        """Whether this process holds a current copy of `name` (no load needed to predict)."""
-        self.sync()
-        served = self._served.get(name)
-        entry = self._entries.get(name)
-        return served is not None and entry is not None and served[0] == entry.load_id
 
     def entry(self, name: str) -> Entry:
         """The loaded model `name`; 404 when it is not loaded."""
@@ -223,6 +219,7 @@ class ModelRegistry:
             self.shared.write({**self._entries, name: entry}, generation)
             self.sync()
             self._served[name] = (generation, invocations)
+            self._invoked.discard(name)
         log.info(
             "Loaded model %r from %s: %.1f kB per worker, %.1f kB for %d worker(s); "
             "%d model(s) now take %.2f of %.0f MB",
@@ -247,16 +244,18 @@ class ModelRegistry:
             self.sync()
         log.info("Unloaded model %r (%.1f kB per worker)", name, entry.cost_bytes / 1024)
 
-    def invocations(self, name: str) -> BuiltinInvocations:
+    def invocations(self, name: str) -> tuple[BuiltinInvocations, bool]:
         """The single-model /invocations pipeline around `name`, loading this worker's copy on
-        first use; 404 when the model is not loaded."""
+        first use, and whether this is the copy's first invoke; 404 when it is not loaded."""
         entry = self.entry(name)
         served = self._served.get(name)
-        if served is not None and served[0] == entry.load_id:
-            return served[1]
-        invocations, _ = self._build(Path(entry.url))
-        self._served[name] = (entry.load_id, invocations)
-        return invocations
+        if served is None or served[0] != entry.load_id:
+            served = (entry.load_id, self._build(Path(entry.url))[0])
+            self._served[name] = served
+            self._invoked.discard(name)
+        first = name not in self._invoked
+        self._invoked.add(name)
+        return served[1], first
 
     def _build(self, folder: Path) -> tuple[BuiltinInvocations, int]:
         """Load `folder` with the single-model loader and wrap it in the /invocations steps."""

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xgboost as xgb
-from docker_helpers import curl, run, serving, status_and_body
+from docker_helpers import LOCAL_TEST, curl, free_port, run, serving, status_and_body
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -120,3 +122,30 @@ def test_multi_model_endpoint_loads_invokes_lists_and_unloads(
     assert "is outside /opt/ml/models" in json.loads(outside[1])["error"]
     assert "Invoke model 'customer-b' (target model customer-b.tar.gz)" in logs
     assert "Loaded model 'customer-a' from /opt/ml/models/customer-a/model:" in logs
+
+
+def test_local_walk_through_script(image: str, tmp_path: Path) -> None:
+    """local_test/multi_model.sh, as docs/multi-model.md tells a user to run it."""
+    rng = np.random.default_rng(5)
+    features = rng.random((100, 64)).astype(np.float32)  # the digits payload's width
+    booster = xgb.train(
+        {"objective": "multi:softmax", "num_class": 10, "nthread": 1},
+        xgb.DMatrix(features, rng.integers(0, 10, 100)),
+        5,
+    )
+    opt_ml = tmp_path / "opt_ml"
+    (opt_ml / "model").mkdir(parents=True)
+    (opt_ml / "model" / "xgboost-model").write_bytes(bytes(booster.save_raw("json")))
+    port = free_port()
+    result = subprocess.run(
+        [str(LOCAL_TEST / "multi_model.sh"), image, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OPT_ML": str(opt_ml), "MME_DIR": str(tmp_path / "mme")},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    statuses = [line.rsplit(" ", 1)[1] for line in result.stdout.splitlines() if " -> " in line]
+    # ping, list, load a, load b, load a again, invoke, list, describe, unload, invoke again
+    assert statuses == ["200", "200", "200", "200", "409", "200", "200", "200", "200", "404"]
+    assert "Invoke model 'digits-a' (target model digits-a.tar.gz)" in result.stderr

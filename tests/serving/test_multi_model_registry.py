@@ -40,7 +40,9 @@ def test_a_load_in_one_worker_is_served_by_the_other(tree: tuple[Settings, xgb.B
     one, two = workers(settings)
     url = str(settings.paths.models_dir / "a" / "model")
     one.load("a", url)
-    served = two.invocations("a").predictor.predict(ROWS)
+    invocations, first = two.invocations("a")
+    assert first and not two.invocations("a")[1]
+    served = invocations.predictor.predict(ROWS)
     np.testing.assert_allclose(served, booster.predict(xgb.DMatrix(ROWS)), rtol=1e-6)
     with pytest.raises(ModelAlreadyLoaded):
         two.load("a", url)
@@ -50,7 +52,7 @@ def test_an_unload_frees_the_model_in_every_worker(tree: tuple[Settings, xgb.Boo
     settings, _ = tree
     one, two = workers(settings)
     one.load("a", str(settings.paths.models_dir / "a" / "model"))
-    first_copy = two.invocations("a")
+    first_copy = two.invocations("a")[0]
     assert two.held() == ["a"]
     one.unload("a")
     two.sync()
@@ -59,8 +61,9 @@ def test_an_unload_frees_the_model_in_every_worker(tree: tuple[Settings, xgb.Boo
         two.invocations("a")
     # A reload under the same name is a new model to every worker, never the stale copy.
     one.load("a", str(settings.paths.models_dir / "b" / "model"))
-    assert two.invocations("a") is not first_copy
-    assert two.invocations("a").objective == "reg:squarederror"
+    second_copy, first = two.invocations("a")
+    assert first and second_copy is not first_copy
+    assert second_copy.objective == "reg:squarederror"
 
 
 def test_a_refused_load_changes_nothing(tree: tuple[Settings, xgb.Booster]) -> None:
