@@ -216,8 +216,7 @@ class ModelRegistry:
                 )
             generation = self._seen + 1
             entry = Entry(name=name, url=url, load_id=generation, cost_bytes=cost)
-            self.shared.write({**self._entries, name: entry}, generation)
-            self.sync()
+            self._publish({**self._entries, name: entry}, generation)
             self._served[name] = (generation, invocations)
             self._invoked.discard(name)
         log.info(
@@ -240,9 +239,16 @@ class ModelRegistry:
         with self.shared.locked():
             entry = self.entry(name)
             remaining = {key: value for key, value in self._entries.items() if key != name}
-            self.shared.write(remaining, self._seen + 1)
-            self.sync()
+            self._publish(remaining, self._seen + 1)
+            self._served.pop(name, None)
+            self._invoked.discard(name)
         log.info("Unloaded model %r (%.1f kB per worker)", name, entry.cost_bytes / 1024)
+
+    def _publish(self, entries: dict[str, Entry], generation: int) -> None:
+        """Write a change for every worker (lock held); this one knows it without rereading."""
+        self.shared.write(entries, generation)
+        self._entries = entries
+        self._seen = generation
 
     def invocations(self, name: str) -> tuple[BuiltinInvocations, bool]:
         """The single-model /invocations pipeline around `name`, loading this worker's copy on
