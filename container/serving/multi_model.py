@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from container.errors import BadRequest, ClientError, ContainerError, ModelLoadError
 from container.serving.invocations import BuiltinInvocations
-from container.serving.model_loading import load_model
+from container.serving.model_loading import LoadedModel, load_model
 from container.serving.model_memory import budget_bytes, model_cost_bytes
 from container.settings import MB, Settings
 
@@ -204,7 +204,9 @@ class ModelRegistry:
                     f"Model {name!r} is already loaded (from {self._entries[name].url}); "
                     f"unload it with DELETE /models/{name} before loading it again."
                 )
-            invocations, cost = self._build(folder)
+            model = self._load(folder)
+            invocations = self._wrap(model)  # refuses output keys the objective cannot answer
+            cost = model_cost_bytes(model.boosters)
             used = sum(entry.cost_bytes for entry in self._entries.values()) * self.workers
             needed = cost * self.workers
             if used + needed > self.budget:
@@ -256,24 +258,25 @@ class ModelRegistry:
         entry = self.entry(name)
         served = self._served.get(name)
         if served is None or served[0] != entry.load_id:
-            served = (entry.load_id, self._build(Path(entry.url))[0])
+            served = (entry.load_id, self._wrap(self._load(Path(entry.url))))
             self._served[name] = served
             self._invoked.discard(name)
         first = name not in self._invoked
         self._invoked.add(name)
         return served[1], first
 
-    def _build(self, folder: Path) -> tuple[BuiltinInvocations, int]:
-        """Load `folder` with the single-model loader and wrap it in the /invocations steps."""
+    def _load(self, folder: Path) -> LoadedModel:
+        """Load `folder` with the single-model loader (its refusals become 400s)."""
         try:
             model = load_model(folder, nthread=self.nthread)
         except ModelLoadError as error:
             raise BadRequest(error.message) from error
         model.set_threads(self.nthread)
-        return (
-            BuiltinInvocations(model, self.settings, self.default_accept),
-            model_cost_bytes(model.boosters),
-        )
+        return model
+
+    def _wrap(self, model: LoadedModel) -> BuiltinInvocations:
+        """The single-model /invocations steps around `model`."""
+        return BuiltinInvocations(model, self.settings, self.default_accept)
 
     def resolve_url(self, url: str) -> Path:
         """The model folder `url` names, which must lie under the models folder; 400 if not."""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from container.errors import BadRequest
 from container.serving.multi_model import (
     InsufficientMemory,
     ModelAlreadyLoaded,
@@ -75,3 +76,20 @@ def test_a_refused_load_changes_nothing(tree: tuple[Settings, xgb.Booster]) -> N
         one.load("a", str(settings.paths.models_dir / "a" / "model"))
     assert one.shared.generation() == generation
     assert one.page(None) == ([], None)
+
+
+def test_output_keys_a_model_cannot_answer_refuse_its_load(
+    tree: tuple[Settings, xgb.Booster],
+) -> None:
+    settings, _ = tree
+    env = {
+        "SAGEMAKER_BASE_DIR": str(settings.paths.base_dir),
+        "SAGEMAKER_INFERENCE_OUTPUT": "probabilities",
+    }
+    registry = ModelRegistry(Settings.from_environ(env), "text/csv")
+    generation = registry.shared.generation()
+    with pytest.raises(BadRequest, match="probabilities cannot be computed for a model with obj"):
+        registry.load("b", str(settings.paths.models_dir / "b" / "model"))
+    assert registry.shared.generation() == generation
+    registry.load("a", str(settings.paths.models_dir / "a" / "model"))
+    assert [entry.name for entry in registry.page(None)[0]] == ["a"]
