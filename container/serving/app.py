@@ -18,6 +18,7 @@ from container.serving.codecs import ENCODERS
 from container.serving.failures import error_answer
 from container.serving.invocations import Invocations, InvocationsFirst
 from container.serving.model_loading import LoadedModel
+from container.serving.multi_model_routes import multi_model_app
 from container.serving.user_hooks import UserHooks
 from container.settings import Settings
 
@@ -30,9 +31,9 @@ def create_app(
     """Build the app around `model`; settings are validated here.
 
     `hooks` (the user's inference code) replace steps of the /invocations pipeline; `model` is
-    None when that code's model is not an XGBoost booster.
+    None when that code's model is not an XGBoost booster, and in multi-model mode.
     """
-    if model is None and hooks is None:
+    if model is None and hooks is None and not settings.serving.multi_model:
         raise TypeError("create_app needs a model, or the user's hooks to answer without one")
     serving = settings.serving
     default_accept = headers.media_type_of(serving.default_accept)
@@ -58,8 +59,11 @@ def create_app(
     def execution_params() -> Response:
         return Response(execution_parameters, status=200, mimetype="application/json")
 
-    invocations = Invocations(model, settings, default_accept, hooks)
-    app.wsgi_app = InvocationsFirst(app.wsgi_app, invocations)  # type: ignore[method-assign]
+    if serving.multi_model:  # the /models routes, each model's invocations built on load
+        app.wsgi_app = multi_model_app(app.wsgi_app, settings, default_accept)  # type: ignore[method-assign]
+    else:
+        invocations = Invocations(model, settings, default_accept, hooks)
+        app.wsgi_app = InvocationsFirst(app.wsgi_app, invocations)  # type: ignore[method-assign]
 
     @app.errorhandler(Exception)
     def render_error(error: Exception) -> Response:
