@@ -6,7 +6,8 @@ import json
 import re
 
 import pytest
-from docker_helpers import REPO, run
+
+from tests.support.docker import REPO, run
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 

@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from docker_helpers import opt_ml_copy, run
+
+from tests.support.docker import run
+
+from .docker_helpers import opt_ml_copy
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 

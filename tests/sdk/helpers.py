@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from digits_data import DigitsSplit, write_digits_csv
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -14,9 +15,6 @@ DRIVERS = Path(__file__).resolve().parent / "drivers"
 NETWORK = "sagemaker-local"
 IMAGE = os.environ.get("XGB_IMAGE", "sagemaker-xgboost-byoc:latest")
 
-if str(EXAMPLES) not in sys.path:
-    sys.path.insert(0, str(EXAMPLES))
-from digits_data import DigitsSplit, write_digits_csv  # noqa: E402
 
 __all__ = [
     "DRIVERS",

@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from .helpers import DRIVERS, EXAMPLES, REPO, SdkRun, SdkVenvs
-
-sys.path.insert(0, str(EXAMPLES))
-sys.path.insert(0, str(REPO / "tests" / "container"))
 from churn_data import churn_table, write_churn_csv
-from docker_helpers import script_mode_wheels
+
+from tests.support.docker import script_mode_wheels
+
+from .helpers import DRIVERS, EXAMPLES, SdkRun, SdkVenvs
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1800)]
 

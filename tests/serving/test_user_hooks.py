@@ -23,18 +23,17 @@ import pandas as pd
 import pytest
 import requests
 import xgboost as xgb
+from churn_data import churn_table, write_churn_csv
 from flask.testing import FlaskClient
 
 from container.errors import ModelLoadError
 from container.serving import user_hooks
 from container.settings import Settings
+from tests.support.server import REPO, Server, running_server, serve_until_exit
 
 from .helpers import ROWS, csv_body, save_model_dir, train_booster
-from .test_server import REPO, Server, _env, _free_port, start_serve
 
 EXAMPLE = REPO / "examples" / "script_mode"
-sys.path.insert(0, str(REPO / "examples"))
-from churn_data import churn_table, write_churn_csv  # noqa: E402
 
 GENERIC_500 = {"error": "Internal server error; see the server log."}
 
@@ -91,9 +90,8 @@ def churn_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def churn_server(churn_model: Path) -> Iterator[Server]:
-    server = start_serve(churn_model)
-    yield server
-    server.stop()
+    with running_server(churn_model) as server:
+        yield server
 
 
 def _expected_margin_and_probability(model_dir: Path, customers: pd.DataFrame) -> np.ndarray:
@@ -535,14 +533,7 @@ def test_serve_exits_non_zero_when_transform_fn_is_mixed_with_other_hooks(tmp_pa
         "def output_fn(prediction, accept):\n    return prediction\n",
     )
 
-    result = subprocess.run(
-        [str(REPO / "serve")],
-        env=_env(tmp_path, _free_port()),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = serve_until_exit(tmp_path)
 
     assert result.returncode != 0
     assert "serve cannot start: " in result.stderr
@@ -551,7 +542,9 @@ def test_serve_exits_non_zero_when_transform_fn_is_mixed_with_other_hooks(tmp_pa
 
 
 @pytest.mark.slow
-def test_serve_logs_the_users_traceback_for_an_exception_in_predict_fn(tmp_path: Path) -> None:
+def test_serve_logs_the_users_traceback_for_an_exception_in_predict_fn(
+    tmp_path: Path, serve
+) -> None:
     model_dir_with_code(
         tmp_path,
         """
@@ -562,16 +555,13 @@ def test_serve_logs_the_users_traceback_for_an_exception_in_predict_fn(tmp_path:
             return scale(data)
         """,
     )
-    server = start_serve(tmp_path)
-    try:
-        response = requests.post(
-            f"{server.url}/invocations",
-            data=csv_body(ROWS[:2]),
-            headers={"Content-Type": "text/csv"},
-            timeout=30,
-        )
-    finally:
-        server.stop()
+    server = serve(tmp_path)
+    response = requests.post(
+        f"{server.url}/invocations",
+        data=csv_body(ROWS[:2]),
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
 
     assert (response.status_code, response.json()) == (500, GENERIC_500)
     log = server.log.read_text()

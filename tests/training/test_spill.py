@@ -20,8 +20,10 @@ import xgboost as xgb
 from container.errors import ClientError
 from container.training import data_loading, spill
 from container.training.hyperparameters import parse_hyperparameters
+from tests.support.filesystems import tmpfs
+from tests.support.opt_ml import make_job
 
-from .helpers import REPO, binary_rows, csv_text, make_job, write_tree
+from .helpers import REPO, binary_rows, csv_text, write_tree
 
 SMALL_CHUNK_BYTES = 4096
 """Forces many chunks (and so many XGBoost batches) out of a few thousand rows."""
@@ -256,8 +258,6 @@ def test_the_spill_file_lives_beside_the_data_and_has_no_name(tmp_path: Path) ->
 
 
 def test_a_full_disk_for_the_spill_is_a_sentence(tmp_path: Path) -> None:
-    from .test_training_faults import tmpfs
-
     with tmpfs(tmp_path / "small", "64k") as near:
         features = spill.FeatureSpill(4, chunk_bytes=16 << 10, near=near)
         try:
