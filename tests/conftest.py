@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import docker
-from tests.support.server import Server, start_serve
+# The support modules' own asserts report their values as a test's do.
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support import docker  # noqa: E402
+from tests.support.server import Server, start_serve  # noqa: E402
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.docker import REPO, run
+from tests.support.docker import run
+from tests.support.paths import REPO
 from tests.support.ports import free_port
 from tests.support.waiting import wait_for_ping
 

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from tests.support.docker import REPO, run
+from tests.support.docker import run
+from tests.support.paths import REPO
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.docker import REPO
+from tests.support.paths import REPO
 
 SHELL_SCRIPTS = sorted(
     [

@@ -12,13 +12,13 @@ import json
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-import requests
 from churn_data import churn_table, write_churn_csv
 
-from tests.support.docker import REPO, run, script_mode_wheels
+from tests.support.churn import assert_shap_answers, post_customers
+from tests.support.docker import run, script_mode_wheels
 from tests.support.opt_ml import script_mode_job
+from tests.support.paths import REPO
 
 from .docker_helpers import serving
 
@@ -81,22 +81,11 @@ def test_analyst_script_trains_and_its_shap_hooks_serve(
     assert (opt_ml / "model" / "code" / "inference.py").is_file()
 
     customers = churn_table(3, seed=5).drop(columns="churned")
-    records = json.loads(customers.to_json(orient="records"))
     with serving(image, container_name("script-serve"), opt_ml / "model") as port:
-        response = requests.post(
-            f"http://127.0.0.1:{port}/invocations",
-            json={"customers": records},
-            headers={"Accept": "application/json"},
-            timeout=60,
-        )
+        response = post_customers(f"http://127.0.0.1:{port}", customers)
 
     assert response.status_code == 200, response.text
-    predictions = response.json()["predictions"]
-    assert [p["customer_id"] for p in predictions] == list(customers.customer_id)
-    for prediction in predictions:
-        probability = prediction["churn_probability"]
-        margin = sum(prediction["contributions"].values()) + prediction["bias"]
-        assert margin == pytest.approx(np.log(probability / (1 - probability)), abs=1e-3)
+    assert_shap_answers(response.json()["predictions"], customers)
 
 
 def test_a_failing_script_writes_its_traceback_to_output_failure(

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import REPO, Server, listening, worker_holding, worker_pids
+from tests.support.paths import REPO
+from tests.support.server import Server, listening, worker_holding, worker_pids
 from tests.support.waiting import wait_until
 
 from .helpers import save_model_dir, train_booster

@@ -29,7 +29,9 @@ from flask.testing import FlaskClient
 from container.errors import ModelLoadError
 from container.serving import user_hooks
 from container.settings import Settings
-from tests.support.server import REPO, Server, running_server, serve_until_exit
+from tests.support.churn import assert_shap_answers, post_customers
+from tests.support.paths import REPO
+from tests.support.server import Server, running_server, serve_until_exit
 
 from .helpers import ROWS, csv_body, save_model_dir, train_booster
 
@@ -108,26 +110,17 @@ def test_shap_example_answers_json_customers_with_contributions(
     churn_model: Path, churn_server: Server
 ) -> None:
     customers = churn_table(5, seed=9).drop(columns="churned")
-    records = json.loads(customers.to_json(orient="records"))
 
-    response = requests.post(
-        f"{churn_server.url}/invocations",
-        json={"customers": records},
-        headers={"Accept": "application/json"},
-        timeout=30,
-    )
+    response = post_customers(churn_server.url, customers, timeout=30)
 
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/json"
     predictions = response.json()["predictions"]
+    assert_shap_answers(predictions, customers)
     expected = _expected_margin_and_probability(churn_model / "model", customers)
-    assert [p["customer_id"] for p in predictions] == list(customers.customer_id)
     for prediction, probability in zip(predictions, expected, strict=True):
         assert prediction["churn_probability"] == pytest.approx(float(probability), abs=1e-5)
         assert set(prediction["contributions"]) >= {"tenure_months", "contract_month_to_month"}
-        # SHAP values add up, with the bias, to the model's margin (the log-odds).
-        margin = sum(prediction["contributions"].values()) + prediction["bias"]
-        assert margin == pytest.approx(np.log(probability / (1 - probability)), abs=1e-3)
 
 
 @pytest.mark.slow

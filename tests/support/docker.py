@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from .paths import REPO
+
 SCRIPT_MODE_WHEELS = REPO / ".cache" / "script-mode-wheels"
 SKLEARN_CLOSURE = ("scikit-learn", "joblib", "threadpoolctl", "narwhals", "cloudpickle")
 """scikit-learn and what it needs beyond the image's numpy and scipy, at the host venv's

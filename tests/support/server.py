@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .paths import REPO
 from .ports import free_port
+from .processes import start_in_session
 from .waiting import wait_for_ping, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 60
 """Upper bound on a server's start-up; a readiness deadline, not a speed assertion."""
 
@@ -66,14 +67,7 @@ def start_serve(base_dir: Path, **extra: str) -> Server:
     port = free_port()
     log = base_dir / f"serve-{port}.log"
     env = serve_env(base_dir, port, **extra)
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(REPO / "serve")],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_in_session([str(REPO / "serve")], env, log)
     server = Server(process, f"http://127.0.0.1:{port}", log)
     try:
         wait_for_ping(

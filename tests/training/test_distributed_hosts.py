@@ -29,6 +29,7 @@ from tests.support.distributed import (
 )
 from tests.support.opt_ml import Job
 from tests.support.ports import free_port
+from tests.support.processes import start_in_session
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,16 +69,7 @@ def start_host(base: Path, name: str, port: int, extra_env: dict[str, str]) -> H
         **extra_env,
     }
     log = base.parent / f"{base.name}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(REPO / "train")],
-            env=env,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_in_session([str(REPO / "train")], env, log, cwd=REPO)
     return Host(base=base, name=name, log=log, process=process)
 
 
