@@ -53,11 +53,11 @@ class Server:
         return int(self.url.rsplit(":", 1)[1])
 
     def stop(self) -> None:
-        """SIGKILL the server's process group (the master and every worker)."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        """SIGKILL the server's process group: the master and every worker, also those left
+        behind when the master has already exited."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
 
 def start_serve(base_dir: Path, **extra: str) -> Server:
