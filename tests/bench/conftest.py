@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def _run_bench(module: str, out: Path, *args: str, timeout_s: int = 420) -> dict[str, Any]:

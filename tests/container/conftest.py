@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.docker import run, script
+from tests.support.paths import LOCAL_TEST
 
-from .docker_helpers import IMAGE_NAME, LOCAL_TEST, TEST_TAG, opt_ml_copy
+from .docker_helpers import IMAGE_NAME, TEST_TAG, opt_ml_copy
 
 
 @pytest.fixture(scope="session")

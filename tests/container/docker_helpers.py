@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.docker import run
-from tests.support.paths import REPO
+from tests.support.paths import LOCAL_TEST
 from tests.support.ports import free_port
 from tests.support.waiting import wait_for_ping
 
-LOCAL_TEST = REPO / "local_test"
 IMAGE_NAME = "sagemaker-xgboost-byoc"
 TEST_TAG = "test"
 READY_TIMEOUT_S = 120

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO
 from tests.support.ports import free_port
 
-from .helpers import IMAGE, NETWORK, REPO, DigitsSplit, SdkRun, SdkVenvs, write_digits_csv
+from .helpers import IMAGE, NETWORK, DigitsSplit, SdkRun, SdkVenvs, write_digits_csv
 
 VENV_TIMEOUT_S = 1200
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from digits_data import DigitsSplit, write_digits_csv
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 EXAMPLES = REPO / "examples"
 DRIVERS = Path(__file__).resolve().parent / "drivers"
 NETWORK = "sagemaker-local"

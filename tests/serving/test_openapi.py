@@ -7,7 +7,6 @@ import io
 import json
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,11 +25,12 @@ from container.serving.app import create_app
 from container.serving.invocations import METHODS, PATH, InvocationsFirst
 from container.serving.model_loading import LoadedModel
 from container.settings import Settings
+from tests.support.paths import REPO
 from tests.support.server import Server, running_server, worker_pids
 
 from .helpers import save_model_dir, train_booster
 
-OPENAPI = Path(__file__).resolve().parents[2] / "container" / "serving" / "openapi.json"
+OPENAPI = REPO / "container" / "serving" / "openapi.json"
 DOCUMENT = json.loads(OPENAPI.read_text())
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}
 """Methods Flask adds to every route by itself; not part of the documented API."""

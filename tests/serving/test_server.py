@@ -21,6 +21,7 @@ import xgboost as xgb
 
 from container.serving.server import worker_threads
 from container.settings import Settings
+from tests.support.paths import PEER_DATA
 from tests.support.server import (
     Server,
     listening,
@@ -32,8 +33,7 @@ from tests.support.waiting import wait_until
 
 from .helpers import save_model_dir, train_booster
 
-PEER = Path(__file__).resolve().parents[3] / "shared" / "peer-data"
-ABALONE = PEER / "abalone" / "data"
+ABALONE = PEER_DATA / "abalone" / "data"
 needs_peer_data = pytest.mark.skipif(
     not ABALONE.is_dir(), reason=f"peer test data not present at {ABALONE}"
 )
@@ -332,7 +332,7 @@ def _start_failure(base_dir: Path, **extra: str) -> tuple[int, str]:
 
 
 def _peer_model_dir(tmp_path: Path, name: str) -> Path:
-    source = PEER / "models" / name / "xgboost-model"
+    source = PEER_DATA / "models" / name / "xgboost-model"
     if not source.is_file():
         pytest.skip(f"peer model not present at {source}")
     (tmp_path / "model").mkdir()

@@ -6,10 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
-LOCAL_TEST = REPO / "local_test"
-PEER_DATA = REPO.parent / "shared" / "peer-data"
-
 
 def csv_text(matrix: np.ndarray, fmt: str = "%.6g") -> str:
     return "\n".join(",".join(fmt % v for v in row) for row in matrix) + "\n"

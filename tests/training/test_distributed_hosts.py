@@ -28,11 +28,11 @@ from tests.support.distributed import (
     metric_lines,
 )
 from tests.support.opt_ml import Job
+from tests.support.paths import REPO
 from tests.support.ports import free_port
 from tests.support.processes import start_in_session
 from tests.support.waiting import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
 EXIT_TIMEOUT_S = 240
 """How long a test waits for a host to exit before calling it hung."""

@@ -20,9 +20,10 @@ import xgboost as xgb
 from churn_data import write_churn_csv
 
 from tests.support.opt_ml import Job, make_job, script_mode_job
+from tests.support.paths import REPO
 from tests.support.waiting import wait_until
 
-from .helpers import REPO, binary_rows, csv_text
+from .helpers import binary_rows, csv_text
 
 pytestmark = pytest.mark.slow
 

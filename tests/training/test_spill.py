@@ -22,8 +22,9 @@ from container.training import data_loading, spill
 from container.training.hyperparameters import parse_hyperparameters
 from tests.support.filesystems import tmpfs
 from tests.support.opt_ml import make_job
+from tests.support.paths import REPO
 
-from .helpers import REPO, binary_rows, csv_text, write_tree
+from .helpers import binary_rows, csv_text, write_tree
 
 SMALL_CHUNK_BYTES = 4096
 """Forces many chunks (and so many XGBoost batches) out of a few thousand rows."""
