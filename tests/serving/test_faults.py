@@ -80,7 +80,7 @@ class Load:
     def _ping(self) -> None:
         while not self.stop.is_set():
             self._one("/ping")
-            time.sleep(0.05)
+            time.sleep(0.05)  # a steady, light /ping beside the load
 
     def __enter__(self) -> Load:
         targets = [self._invoke] * self.clients + [self._ping]
