@@ -18,6 +18,8 @@ IMAGE_NAME = "sagemaker-xgboost-byoc"
 TEST_TAG = "test"
 READY_TIMEOUT_S = 120
 """Upper bound on a server's start-up; a readiness deadline, not a speed assertion."""
+DOCKER_POLL_S = 0.3
+"""Between two looks through the docker CLI, each a process of its own on a busy machine."""
 
 
 def opt_ml_copy(destination: Path, hyperparameters: str | None = None) -> Path:
@@ -60,6 +62,7 @@ def wait_until_serving(name: str, port: int) -> None:
         READY_TIMEOUT_S,
         alive=lambda: container_running(name),
         context=lambda: container_logs(name),
+        poll_s=DOCKER_POLL_S,
     )
 
 

@@ -47,6 +47,7 @@ def registry(tmp_path: Path, docker_engine: None) -> Iterator[str]:
             "200 from docker-registry's /v2/",
             alive=lambda: process.poll() is None,
             context=(tmp_path / "registry.log").read_text,
+            poll_s=0.2,
         )
         yield f"127.0.0.1:{port}"
     finally:

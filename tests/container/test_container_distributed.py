@@ -29,10 +29,10 @@ from tests.support.distributed import (
     metric_lines,
 )
 from tests.support.docker import run
-from tests.support.opt_ml import Job
+from tests.support.opt_ml import OptMlTree
 from tests.support.waiting import wait_until
 
-from .docker_helpers import container_running
+from .docker_helpers import DOCKER_POLL_S, container_running
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -47,7 +47,7 @@ TOLERANCE = 0.01
 
 
 @dataclass
-class Host(Job):
+class Host(OptMlTree):
     """One training container: its `/opt/ml` tree (`base`) and its name (also its host name)."""
 
     name: str
@@ -238,6 +238,7 @@ def wait_for_round(host: Host, round_number: int) -> None:
         f"{marker!r} from host {host.name}",
         alive=lambda: container_running(host.name),
         context=lambda: host.logs()[-3000:],
+        poll_s=DOCKER_POLL_S,
     )
 
 

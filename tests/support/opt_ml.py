@@ -18,8 +18,8 @@ from .paths import REPO
 
 
 @dataclass
-class Job:
-    """An `/opt/ml`-shaped folder for one training run."""
+class OptMlTree:
+    """An `/opt/ml`-shaped folder: where a training run reads its input and leaves its results."""
 
     base: Path
 
@@ -37,6 +37,11 @@ class Job:
 
     def channel_dir(self, name: str) -> Path:
         return self.base / "input" / "data" / name
+
+
+@dataclass
+class Job(OptMlTree):
+    """An `/opt/ml` tree that the real `./train` runs on, on this machine."""
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)

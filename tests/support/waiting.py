@@ -20,17 +20,18 @@ def wait_until(
     *,
     alive: Callable[[], bool] = lambda: True,
     context: Callable[[], str] = lambda: "",
+    poll_s: float = POLL_S,
 ) -> T:
-    """Poll `condition` until it returns something truthy, and return that. Fail the test saying
-    `what` was awaited, with `context()` (a log), when `alive()` turns false or after
-    `timeout_s` (an upper bound, not a speed assertion)."""
+    """Poll `condition` every `poll_s` until it returns something truthy, and return that. Fail
+    the test saying `what` was awaited, with `context()` (a log), when `alive()` turns false or
+    after `timeout_s` (an upper bound, not a speed assertion)."""
     deadline = time.monotonic() + timeout_s
     while not (result := condition()):
         if not alive():
             pytest.fail(f"ended while waiting for {what}:\n{context()}")
         if time.monotonic() > deadline:
             pytest.fail(f"no {what} within {timeout_s:g} s:\n{context()}")
-        time.sleep(POLL_S)
+        time.sleep(poll_s)
     return result
 
 
@@ -48,8 +49,8 @@ def wait_for_ping(
     *,
     alive: Callable[[], bool] = lambda: True,
     context: Callable[[], str] = lambda: "",
+    poll_s: float = POLL_S,
 ) -> None:
     """Until `url/ping` answers 200; fails when `alive()` turns false or at the deadline."""
-    wait_until(
-        lambda: ping_ok(url), timeout_s, f"200 from {url}/ping", alive=alive, context=context
-    )
+    what = f"200 from {url}/ping"
+    wait_until(lambda: ping_ok(url), timeout_s, what, alive=alive, context=context, poll_s=poll_s)

@@ -27,7 +27,7 @@ from tests.support.distributed import (
     make_data,
     metric_lines,
 )
-from tests.support.opt_ml import Job
+from tests.support.opt_ml import OptMlTree
 from tests.support.paths import REPO
 from tests.support.ports import free_port
 from tests.support.processes import start_in_session
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow
 
 
 @dataclass
-class Host(Job):
+class Host(OptMlTree):
     """One `./train` process: its `/opt/ml` tree (`base`), host name, log and process."""
 
     name: str
