@@ -43,28 +43,30 @@ class OptMlTree:
 class Job(OptMlTree):
     """An `/opt/ml` tree that the real `./train` runs on, on this machine."""
 
-    def env(self) -> dict[str, str]:
+    def env(self, **extra: str) -> dict[str, str]:
+        """The caller's environment, this venv first on PATH, `/opt/ml` here; `extra` on top."""
         env = dict(os.environ)
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
         env["SAGEMAKER_BASE_DIR"] = str(self.base)
-        return env
+        return env | extra
 
-    def run(self, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        """Run the real `./train` as SageMaker would, and return its exit status and log."""
+    def run(self, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run the real `./train` as SageMaker would, with `env` added to `self.env()`, and
+        return its exit status and log."""
         return subprocess.run(
             [str(REPO / "train")],
-            env=self.env(),
+            env=self.env(**env),
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
         )
 
-    def start(self) -> subprocess.Popen[str]:
+    def start(self, **env: str) -> subprocess.Popen[str]:
         """Start `./train` in its own session, stdout (metric lines) piped."""
         return subprocess.Popen(
             [str(REPO / "train")],
-            env=self.env(),
+            env=self.env(**env),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

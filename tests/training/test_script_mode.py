@@ -32,14 +32,7 @@ EXAMPLE = REPO / "examples" / "script_mode"
 
 def run_train(job: Job, wheels: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`./train` as SageMaker runs it, with an offline wheel folder and extra variables."""
-    return subprocess.run(
-        [str(REPO / "train")],
-        env={**job.env(), "XGB_WHEEL_DIR": str(wheels), **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return job.run(timeout=300, XGB_WHEEL_DIR=str(wheels), **env)
 
 
 @pytest.fixture
@@ -304,14 +297,7 @@ def test_sigterm_reaches_the_program_and_the_job_ends_as_stopped(
 ) -> None:
     job = script_job(job_root, SIGTERM_SCRIPT)
     started = job.base / "model" / "started"
-    process = subprocess.Popen(
-        [str(REPO / "train")],
-        env={**job.env(), "XGB_WHEEL_DIR": str(wheels)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = job.start(XGB_WHEEL_DIR=str(wheels))
     try:
         wait_until(
             started.exists,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,6 @@ from container.training import data_loading, spill
 from container.training.hyperparameters import parse_hyperparameters
 from tests.support.filesystems import tmpfs
 from tests.support.opt_ml import make_job
-from tests.support.paths import REPO
 
 from .helpers import binary_rows, csv_text, write_tree
 
@@ -218,10 +216,7 @@ def test_train_spills_csv_channels_and_leaves_pandas_and_sklearn_out(job_root: P
             "validation": {"content_type": "text/csv", "files": {"v.csv": csv_text(rows[:50])}},
         },
     )
-    env = job.env() | {"PYTHONPROFILEIMPORTTIME": "1"}
-    result = subprocess.run(
-        [str(REPO / "train")], env=env, capture_output=True, text=True, timeout=180, check=False
-    )
+    result = job.run(PYTHONPROFILEIMPORTTIME="1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Channel 'train': 400 rows x 5 features" in result.stdout
     assert result.stdout.count("; features spilled to a temporary file.") == 2
