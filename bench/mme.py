@@ -27,9 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as `python bench/mme.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import xgboost as xgb
 
 from bench.load import ensure_wrk, run_wrk

@@ -1,4 +1,4 @@
-"""Serving benchmark (issue 8): our `./serve` against the classic BYOC server, a tuned one-file
+"""Serving benchmark: our `./serve` against the classic BYOC server, a tuned one-file
 Flask app and the in-process floor, all measured in one run on this machine.
 
     python -m bench.serve            # full run, about 11 minutes on 2 cores
