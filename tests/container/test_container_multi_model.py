@@ -3,17 +3,21 @@ extracted under /opt/ml/models loaded, invoked, listed and unloaded with curl.""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xgboost as xgb
-from docker_helpers import LOCAL_TEST, curl, free_port, run, serving, status_and_body
+
+from tests.support.docker import run
+from tests.support.model_archives import extract_model_tar
+from tests.support.paths import LOCAL_TEST
+from tests.support.ports import free_port
+
+from .docker_helpers import curl, serving, status_and_body
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -24,23 +28,6 @@ MODELS = {"customer-a": "binary:logistic", "customer-b": "reg:squarederror"}
 def test_image_declares_multi_model_support(image: str) -> None:
     labels = json.loads(run(["docker", "image", "inspect", image]).stdout)[0]["Config"]["Labels"]
     assert labels["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
-
-
-def _extract(models_dir: Path, name: str, booster: xgb.Booster) -> None:
-    """model.tar.gz as training writes it, extracted as SageMaker does: models/NAME/model."""
-    raw = bytes(booster.save_raw("json"))
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(raw)
-        tar.addfile(info, io.BytesIO(raw))
-    archive.seek(0)
-    folder = models_dir / name / "model"
-    folder.mkdir(parents=True)
-    with tarfile.open(fileobj=archive, mode="r:gz") as tar:
-        tar.extractall(folder, filter="data")
-    for path in (models_dir / name, folder, folder / "xgboost-model"):
-        path.chmod(0o755 if path.is_dir() else 0o644)  # readable by the container's user
 
 
 def _request(port: int, method: str, path: str, *args: str) -> tuple[int, str]:
@@ -58,7 +45,7 @@ def test_multi_model_endpoint_loads_invokes_lists_and_unloads(
         boosters[name] = xgb.train(
             {"objective": objective, "nthread": 1}, xgb.DMatrix(features, labels), 10
         )
-        _extract(tmp_path / "models", name, boosters[name])
+        extract_model_tar(tmp_path / "models", name, boosters[name])
     (tmp_path / "model").mkdir()
     rows_csv = "\n".join(",".join(repr(float(v)) for v in row) for row in ROWS)
 

@@ -25,10 +25,9 @@ from container.serving.app import create_app
 from container.serving.model_loading import load_model
 from container.settings import Settings
 from container.training import readers
+from tests.support.server import Server, running_server, worker_pids
 
 from .helpers import NUM_FEATURES, save_model_dir, train_booster
-from .test_openapi import wait_for_workers, worker_pids
-from .test_server import Server, start_serve
 
 FUZZ = settings(
     max_examples=60,
@@ -262,14 +261,11 @@ hostile_bodies = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, set[int]]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("hostile-http")
     save_model_dir(base, train_booster("binary:logistic"))
-    server = start_serve(base)
-    try:
-        yield server, wait_for_workers(server, 2)
-    finally:
-        server.stop()
+    with running_server(base) as server:
+        yield server
 
 
 @pytest.mark.slow
@@ -282,20 +278,14 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
 )
 @given(request=hostile_bodies)
 def test_generated_bodies_over_http_get_a_sentence_or_a_prediction(
-    real_server: tuple[Server, set[int]], request: tuple[str, bytes]
+    server: Server, request: tuple[str, bytes]
 ) -> None:
-    server, _ = real_server
+    """After every generated request the server still has the workers it started with."""
     content_type, body = request
     response = requests.post(
         f"{server.url}/invocations", data=body, headers={"Content-Type": content_type}, timeout=30
     )
     assert response.status_code < 500, response.text
+    assert worker_pids(server) == server.workers, server.log.read_text()[-3000:]
     if response.status_code >= 400:
         assert response.json()["error"].endswith("."), response.text
-
-
-@pytest.mark.slow
-def test_the_real_server_kept_its_workers(real_server: tuple[Server, set[int]]) -> None:
-    """Runs after the generated requests (same module, same server): the same workers."""
-    server, workers = real_server
-    assert worker_pids(server) == workers

@@ -7,8 +7,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,8 +18,8 @@ import xgboost as xgb
 
 from container.serving.model_memory import model_cost_bytes
 from container.settings import MODEL_FILENAME
-
-from .test_server import Server, start_serve
+from tests.support.model_archives import extract_model_tar
+from tests.support.server import Server, running_server, serve_until_exit
 
 pytestmark = pytest.mark.slow
 
@@ -49,24 +48,6 @@ def train(index: int, rounds: int = 4, rows: int = 40, depth: int = 3) -> xgb.Bo
     return xgb.train(params, xgb.DMatrix(features, labels), rounds)
 
 
-def extract_model_tar(models_dir: Path, name: str, booster: xgb.Booster) -> Path:
-    """Pack `booster` as training leaves it (model.tar.gz with `xgboost-model` and another
-    file), then extract it as SageMaker does, into `models_dir/name/model`."""
-    raw = booster.save_raw("json")
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        for member, data in ((MODEL_FILENAME, bytes(raw)), ("notes.txt", b"trained for a test")):
-            info = tarfile.TarInfo(member)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    folder = models_dir / name / "model"
-    folder.mkdir(parents=True)
-    archive.seek(0)
-    with tarfile.open(fileobj=archive, mode="r:gz") as tar:
-        tar.extractall(folder, filter="data")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, xgb.Booster]]:
     """An /opt/ml tree holding NUM_MODELS extracted models, and their boosters by name."""
@@ -79,9 +60,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, xg
 
 @pytest.fixture(scope="module")
 def server(models: tuple[Path, dict[str, xgb.Booster]]) -> Iterator[Server]:
-    running = start_serve(models[0], **MME)
-    yield running
-    running.stop()
+    with running_server(models[0], **MME) as running:
+        yield running
 
 
 def url_of(base: Path, name: str) -> str:
@@ -307,7 +287,9 @@ def test_contract_errors(
     assert message in response.json()["error"]
 
 
-def test_a_load_past_the_memory_budget_is_507_and_changes_nothing(tmp_path: Path) -> None:
+def test_a_load_past_the_memory_budget_is_507_and_changes_nothing(
+    tmp_path: Path, serve: Callable[..., Server]
+) -> None:
     big = train(1, rounds=50, rows=3000, depth=6)
     small = train(2)
     extract_model_tar(tmp_path / "models", "big", big)
@@ -315,25 +297,23 @@ def test_a_load_past_the_memory_budget_is_507_and_changes_nothing(tmp_path: Path
     budget = 1024 * 1024
     cost = model_cost_bytes((big,)) * 2  # each of the two workers may hold a copy
     assert model_cost_bytes((small,)) * 2 + cost < budget < 2 * cost
-    running = start_serve(tmp_path, XGB_SERVER_MODEL_MEMORY_MB="1", **MME)
-    try:
-        assert load(running, "small", url_of(tmp_path, "small")).status_code == 200
-        assert load(running, "big-1", url_of(tmp_path, "big")).status_code == 200
-        response = load(running, "big-2", url_of(tmp_path, "big"))
-        assert response.status_code == 507, response.text
-        assert response.json()["error"].startswith("Model 'big-2' needs ")
-        assert "XGB_SERVER_MODEL_MEMORY_MB" in response.json()["error"]
-        assert listed(running) == ["big-1", "small"]
-        assert invoke(running, "big-2").status_code == 404
-        assert_answers_like_booster(invoke(running, "small"), small)
-        assert requests.delete(f"{running.url}/models/big-1", timeout=10).status_code == 200
-        assert load(running, "big-2", url_of(tmp_path, "big")).status_code == 200
-        log = running.log.read_text()
-        assert "Loaded model 'big-1' from" in log and "per worker" in log
-    finally:
-        running.stop()
+    running = serve(tmp_path, XGB_SERVER_MODEL_MEMORY_MB="1", **MME)
+    assert load(running, "small", url_of(tmp_path, "small")).status_code == 200
+    assert load(running, "big-1", url_of(tmp_path, "big")).status_code == 200
+    response = load(running, "big-2", url_of(tmp_path, "big"))
+    assert response.status_code == 507, response.text
+    assert response.json()["error"].startswith("Model 'big-2' needs ")
+    assert "XGB_SERVER_MODEL_MEMORY_MB" in response.json()["error"]
+    assert listed(running) == ["big-1", "small"]
+    assert invoke(running, "big-2").status_code == 404
+    assert_answers_like_booster(invoke(running, "small"), small)
+    assert requests.delete(f"{running.url}/models/big-1", timeout=10).status_code == 200
+    assert load(running, "big-2", url_of(tmp_path, "big")).status_code == 200
+    log = running.log.read_text()
+    assert "Loaded model 'big-1' from" in log and "per worker" in log
 
 
 def test_inference_code_is_refused_at_start_up(tmp_path: Path) -> None:
-    with pytest.raises(AssertionError, match="SAGEMAKER_MULTI_MODEL=true serves the built-in"):
-        start_serve(tmp_path, SAGEMAKER_PROGRAM="inference.py", **MME)
+    result = serve_until_exit(tmp_path, SAGEMAKER_PROGRAM="inference.py", **MME)
+    assert result.returncode != 0
+    assert "SAGEMAKER_MULTI_MODEL=true serves the built-in" in result.stdout + result.stderr

@@ -33,19 +33,11 @@ from tests.support.churn import assert_shap_answers, post_customers
 from tests.support.paths import REPO
 from tests.support.server import Server, running_server, serve_until_exit
 
-from .helpers import ROWS, csv_body, save_model_dir, train_booster
+from .helpers import ROWS, csv_body, model_dir_with_code, save_model_dir, train_booster
 
 EXAMPLE = REPO / "examples" / "script_mode"
 
 GENERIC_500 = {"error": "Internal server error; see the server log."}
-
-
-def model_dir_with_code(root: Path, code: str, booster: xgb.Booster | None = None) -> Path:
-    """`root/model/xgboost-model` (a tiny binary:logistic booster) and `code/inference.py`."""
-    model_dir = save_model_dir(root, booster or train_booster("binary:logistic"))
-    (model_dir / "code").mkdir(exist_ok=True)
-    (model_dir / "code" / "inference.py").write_text(textwrap.dedent(code))
-    return model_dir
 
 
 def client_for(root: Path, **env: str) -> FlaskClient:

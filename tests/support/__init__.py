@@ -10,6 +10,9 @@
 - `server`: the real `./serve` on 127.0.0.1 (`start_serve`, `running_server`), its workers,
   its listener and the connections they hold, read from /proc.
 - `distributed`: data, trees and scores of the multi-host tests (processes and containers).
+- `local_cluster`: hosts as `./train` processes on this machine (`LocalCluster`, `wait_all`).
+- `python_metrics`: scikit-learn's value of each Python metric; round lines read back.
+- `model_archives`: model.tar.gz extracted as a multi-model endpoint is handed it.
 - `docker`: the engine, project scripts, the script-mode wheels.
 - `churn`: the script-mode example's SHAP answers.
 - `filesystems`: a small tmpfs for full-disk tests.

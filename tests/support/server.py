@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+
 from .paths import REPO
 from .ports import free_port
 from .processes import start_in_session
@@ -81,6 +83,18 @@ def start_serve(base_dir: Path, **extra: str) -> Server:
         server.stop()
         raise
     return server
+
+
+def predict_csv(server: Server, content_type: str, body: bytes) -> list[float]:
+    """POST `body` to /invocations asking for CSV; the predictions of a 200 answer, one a row."""
+    response = requests.post(
+        f"{server.url}/invocations",
+        data=body,
+        headers={"Content-Type": content_type, "Accept": "text/csv"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return [float(value) for value in response.text.split()]
 
 
 @contextlib.contextmanager

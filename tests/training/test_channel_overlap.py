@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from container.training.channel_overlap import shared_files
+from tests.support.opt_ml import make_job
 
-from .helpers import binary_rows, csv_text, make_job, write_tree
+from .helpers import binary_rows, csv_text, write_tree
 
 ROWS = binary_rows(120)
 TRAIN = csv_text(ROWS[:80])

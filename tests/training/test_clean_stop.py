@@ -36,8 +36,8 @@ from container.training.termination import (
     ROUNDS,
     SPILLING,
 )
-
-from .helpers import REPO, Job, make_job
+from tests.support.opt_ml import Job, make_job
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -128,16 +128,7 @@ def new_job(root: Path, data: Path, hyperparameters: dict) -> Job:
 def start(job: Job) -> Run:
     tmpdir = job.base.parent / "tmp"
     tmpdir.mkdir(exist_ok=True)
-    env = {**job.env(), "TMPDIR": str(tmpdir)}
-    process = subprocess.Popen(
-        [str(REPO / "train")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    return Run(job=job, tmpdir=tmpdir, process=process)
+    return Run(job=job, tmpdir=tmpdir, process=job.start(TMPDIR=str(tmpdir)))
 
 
 def leftovers(run: Run) -> list[str]:
@@ -238,10 +229,7 @@ def test_the_handler_raises_only_where_our_own_code_runs(phase: str, raises_at_o
                 time.sleep(5)  # the handler raises before this ends
         else:
             os.kill(os.getpid(), signal.SIGTERM)
-            deadline = time.monotonic() + 5
-            while not stop.requested and time.monotonic() < deadline:
-                pass
-            assert stop.requested
+            wait_until(lambda: stop.requested, 5, "the stop request")
             with pytest.raises(TrainingStopped, match=expected):
                 stop.check()
     finally:

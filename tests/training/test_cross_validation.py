@@ -10,20 +10,21 @@ from __future__ import annotations
 import io
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 import xgboost as xgb
-from serving.test_server import start_serve
 from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
 from container.errors import ClientError, ModelLoadError
 from container.serving.model_loading import load_model
 from container.training.hyperparameters import parse_hyperparameters
+from tests.support.opt_ml import Job, make_job
+from tests.support.server import Server, predict_csv
 
-from .helpers import Job, binary_rows, csv_text, make_job, regression_rows
+from .helpers import binary_rows, csv_text, regression_rows
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +126,7 @@ def test_last_metric_line_is_the_mean_over_folds_of_the_held_out_score(
 
 
 def test_serving_the_fold_folder_answers_the_mean_of_the_models(
-    binary_job: tuple[Job, str],
+    binary_job: tuple[Job, str], serve: Callable[..., Server]
 ) -> None:
     job, _ = binary_job
     models = fold_models(job)
@@ -134,23 +135,12 @@ def test_serving_the_fold_folder_answers_the_mean_of_the_models(
     libsvm = "".join(
         " ".join(["0"] + [f"{i}:{v:.9g}" for i, v in enumerate(row)]) + "\n" for row in rows
     ).encode()
-    server = start_serve(job.base)
-    try:
-        for content_type, body in (
-            ("text/csv", csv_text(rows, "%.9g").encode()),
-            ("text/libsvm", libsvm),
-        ):
-            response = requests.post(
-                f"{server.url}/invocations",
-                data=body,
-                headers={"Content-Type": content_type, "Accept": "text/csv"},
-                timeout=30,
-            )
-            assert response.status_code == 200, response.text
-            got = [float(v) for v in response.text.split()]
-            np.testing.assert_allclose(got, expected, rtol=1e-5)
-    finally:
-        server.stop()
+    server = serve(job.base)
+    for content_type, body in (
+        ("text/csv", csv_text(rows, "%.9g").encode()),
+        ("text/libsvm", libsvm),
+    ):
+        np.testing.assert_allclose(predict_csv(server, content_type, body), expected, rtol=1e-5)
     assert "Serving the mean of 6 cross-validation models" in server.log.read_text()
 
 

@@ -9,14 +9,8 @@ import signal
 
 import pytest
 
-from .distributed_data import HYPERPARAMETERS, Data
-from .test_distributed_hosts import (  # noqa: F401 (data, local_cluster: fixtures)
-    LocalCluster,
-    data,
-    local_cluster,
-    wait_all,
-    wait_for_line,
-)
+from tests.support.distributed import HYPERPARAMETERS, Data
+from tests.support.local_cluster import LocalCluster, wait_all, wait_for_line
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +18,7 @@ _AFTER = re.compile(r"^Training was stopped by SIGTERM during rounds \(after (\d
 
 
 def test_sigterm_to_one_host_then_the_other_stops_both_after_the_same_round(
-    local_cluster: LocalCluster,  # noqa: F811 (the fixture imported above)
-    data: Data,  # noqa: F811
+    local_cluster: LocalCluster, data: Data
 ) -> None:
     names = ["127.0.0.1", "127.0.0.2"]
     params = {**HYPERPARAMETERS, "num_round": "1000000", "checkpoint_frequency": "1000"}
@@ -47,6 +40,6 @@ def test_sigterm_to_one_host_then_the_other_stops_both_after_the_same_round(
     assert int(rounds[1].group(1)) == done, sentences
     checkpoint = f"xgboost-checkpoint.{done:06d}.ubj"
     assert f"checkpoint {checkpoint} was saved" in sentences[0]
-    assert (master.base_dir / "checkpoints" / checkpoint).is_file()
-    assert not any((worker.base_dir / "checkpoints").iterdir())  # only the master writes
+    assert (master.base / "checkpoints" / checkpoint).is_file()
+    assert not any((worker.base / "checkpoints").iterdir())  # only the master writes
     assert not master.model_file.exists()

@@ -10,8 +10,9 @@ import pytest
 from container.errors import ClientError
 from container.training.hyperparameters import MAX_NUM_ROUND, parse_hyperparameters
 from container.training.job import FAILURE_REASON_CHARACTERS, failure_reason
+from tests.support.opt_ml import make_job
 
-from .helpers import binary_rows, csv_text, make_job
+from .helpers import binary_rows, csv_text
 
 GOOD_CSV = csv_text(binary_rows(n=60))
 

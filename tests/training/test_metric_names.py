@@ -13,8 +13,9 @@ import xgboost as xgb
 from container.errors import ClientError
 from container.training.hyperparameters import AT_RULE, parse_hyperparameters
 from container.training.metrics import printed_name
+from tests.support.opt_ml import make_job
 
-from .helpers import binary_rows, csv_text, make_job
+from .helpers import binary_rows, csv_text
 
 
 def printed_by_xgboost(metric: str, objective: str) -> str:

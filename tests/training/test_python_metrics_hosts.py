@@ -3,26 +3,16 @@ hosts' confusion counts and sums added with XGBoost's collective), not the maste
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from .distributed_data import Data
-from .test_distributed_hosts import LocalCluster, wait_all
-from .test_python_metrics import JOBS, expected_scores, job_rows, round_scores
+from tests.support.distributed import Data
+from tests.support.local_cluster import LocalCluster, wait_all
+from tests.support.python_metrics import JOBS, expected_scores, job_rows, round_scores
 
 pytestmark = pytest.mark.slow
 
 HOSTS = ["127.0.0.1", "localhost"]
-
-
-@pytest.fixture
-def local_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    hosts = LocalCluster(tmp_path)
-    yield hosts
-    hosts.stop_all()
 
 
 @pytest.mark.parametrize(("objective", "classes", "names"), JOBS, ids=[j[0] for j in JOBS])

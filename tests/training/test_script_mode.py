@@ -35,13 +35,6 @@ def run_train(job: Job, wheels: Path, **env: str) -> subprocess.CompletedProcess
     return job.run(timeout=300, XGB_WHEEL_DIR=str(wheels), **env)
 
 
-@pytest.fixture
-def wheels(tmp_path: Path) -> Path:
-    folder = tmp_path / "wheels"
-    folder.mkdir()
-    return folder
-
-
 def script_job(root: Path, script: str, hyperparameters: dict | None = None) -> Job:
     """A job whose `/opt/ml/code/train.py` is `script`, named by `sagemaker_program`."""
     return script_mode_job(
