@@ -15,7 +15,7 @@ import xgboost as xgb
 
 from container.training.checkpoints import CheckpointStore
 from container.training.metrics import RoundPrinter, Score, is_maximized, parse_eval
-from container.training.termination import StopRequest, TrainingStopped
+from container.training.termination import StopRequest
 
 logger = logging.getLogger(__name__)
 
@@ -71,47 +71,44 @@ def boost(
     checkpoint_frequency: int = 10,
     progressed: Callable[[], None] | None = None,
 ) -> BoostingResult:
-    """Run rounds `start_round .. num_round-1`; on SIGTERM checkpoint and raise.
+    """Run rounds `start_round .. num_round-1`; on SIGTERM (noted by `stop`, checked before
+    each round) save a checkpoint and raise `TrainingStopped`.
 
     `progressed` is called after every round (the distributed watchdog's heartbeat)."""
     if early_stopping is not None:
         early_stopping.restore(booster)
     rounds = saved = start_round
-    stop.in_loop = True
-    try:
-        for iteration in range(start_round, num_round):
-            if stop.requested:
-                _stop(booster, rounds, store)
-            booster.update(dtrain, iteration)
-            rounds = iteration + 1
-            scores = parse_eval(booster.eval_set(evals, iteration)) if evals else []
-            printer.print_round(iteration, scores)
-            if progressed is not None:
-                progressed()
-            stop_now = early_stopping is not None and early_stopping.update(
-                booster, iteration, _watched(scores)
-            )
-            if store is not None and (rounds % checkpoint_frequency == 0 or stop_now):
-                store.save(booster, rounds)
-                saved = rounds
-            if stop_now:
-                assert early_stopping is not None
-                logger.info(
-                    "Early stopping at round %d: no improvement for %d rounds; "
-                    "keeping the best round %d (%s=%s).",
-                    iteration,
-                    early_stopping.rounds,
-                    early_stopping.best_iteration,
-                    _watched(scores).key,
-                    early_stopping.best_score,
-                )
-                break
+    for iteration in range(start_round, num_round):
         if stop.requested:
-            _stop(booster, rounds, store)
-        if store is not None and rounds != saved:
-            store.save(booster, rounds)  # the last round too: nothing to redo after a restart
-    finally:
-        stop.in_loop = False
+            _stop(booster, rounds, store, stop)
+        booster.update(dtrain, iteration)
+        rounds = iteration + 1
+        scores = parse_eval(booster.eval_set(evals, iteration)) if evals else []
+        printer.print_round(iteration, scores)
+        if progressed is not None:
+            progressed()
+        stop_now = early_stopping is not None and early_stopping.update(
+            booster, iteration, _watched(scores)
+        )
+        if store is not None and (rounds % checkpoint_frequency == 0 or stop_now):
+            store.save(booster, rounds)
+            saved = rounds
+        if stop_now:
+            assert early_stopping is not None
+            logger.info(
+                "Early stopping at round %d: no improvement for %d rounds; "
+                "keeping the best round %d (%s=%s).",
+                iteration,
+                early_stopping.rounds,
+                early_stopping.best_iteration,
+                _watched(scores).key,
+                early_stopping.best_score,
+            )
+            break
+    if stop.requested:
+        _stop(booster, rounds, store, stop)
+    if store is not None and rounds != saved:
+        store.save(booster, rounds)  # the last round too: nothing to redo after a restart
     best = early_stopping.best_iteration if early_stopping is not None else None
     return BoostingResult(booster=booster, rounds=rounds, best_iteration=best)
 
@@ -139,12 +136,11 @@ def _watched(scores: list[Score]) -> Score:
     return scores[-1]
 
 
-def _stop(booster: xgb.Booster, rounds: int, store: CheckpointStore | None) -> None:
-    where = f"after {rounds} round(s)"
+def _stop(
+    booster: xgb.Booster, rounds: int, store: CheckpointStore | None, stop: StopRequest
+) -> None:
+    stop.detail = f"after {rounds} round(s)"
     if store is not None and rounds > 0:
         path = store.save(booster, rounds)
-        raise TrainingStopped(
-            f"Training was stopped by SIGTERM {where}; checkpoint {path.name} was saved "
-            "and a restarted job resumes from it."
-        )
-    raise TrainingStopped(f"Training was stopped by SIGTERM {where}.")
+        raise stop.stopped(f"checkpoint {path.name} was saved and a restarted job resumes from it")
+    raise stop.stopped()

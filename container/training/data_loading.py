@@ -27,6 +27,7 @@ from container.errors import ClientError
 from container.training import readers
 from container.training.hyperparameters import Hyperparameters
 from container.training.spill import FeatureSpill, SpillIterator
+from container.training.termination import MATRIX_BUILD, PARSING, SPILLING, StopRequest
 
 logger = logging.getLogger(__name__)
 
@@ -170,11 +171,13 @@ def load_channel(
     csv_weights: bool,
     files: Sequence[Path] | None = None,
     spill: bool = False,
+    stop: StopRequest | None = None,
 ) -> Dataset:
     """Read every file of a channel (or just `files`, this host's share) into one `Dataset`.
 
     With `spill`, a CSV or Parquet channel's features go to a `FeatureSpill` (only
     `to_dmatrix`'s `QuantileDMatrix` can use it); other formats are read into memory.
+    `stop`, when given, is told the phase (spilling or parsing): SIGTERM then stops the read.
     """
     started = time.perf_counter()
     mode = str(channel_config.get("TrainingInputMode", "File"))
@@ -200,7 +203,10 @@ def load_channel(
             content_type,
             files[0].name,
         )
-    if spill and content_type in STREAMS:
+    spilled = spill and content_type in STREAMS
+    if stop is not None:
+        stop.enter(SPILLING if spilled else PARSING, f"channel '{channel}'")
+    if spilled:
         stream = STREAMS[content_type]
         dataset = _spill(channel, content_type, stream, files, csv_weights, directory.parent)
     else:
@@ -358,12 +364,18 @@ def to_dmatrix(
     hyperparameters: Hyperparameters,
     reference: xgb.DMatrix | None = None,
     sliceable: bool = False,
+    stop: StopRequest | None = None,
 ) -> xgb.DMatrix:
     """Hand the rows to XGBoost: a `QuantileDMatrix` for hist (binned, no float copy).
 
-    A spilled dataset is read back from disk once per pass of XGBoost's, then deleted.
-    With `sliceable`, always a plain `DMatrix`, which `DMatrix.slice` can cut into folds.
+    A spilled dataset is read back from disk once per pass of XGBoost's, then deleted. With
+    `sliceable`, always a plain `DMatrix`, which `DMatrix.slice` can cut into folds. With
+    `stop`, SIGTERM ends the spill's pass early (XGBoost then fails the build, which is read
+    as the stop) or, for data in memory, once XGBoost returns: `TrainingStopped` either way.
     """
+    if stop is not None:
+        stop.enter(MATRIX_BUILD, f"channel '{dataset.channel}'")
+    stopped = (lambda: stop.requested) if stop is not None else None
     meta: dict[str, Any] = {"label": dataset.label, "weight": dataset.weight, "qid": dataset.qid}
     params = hyperparameters.xgboost_params
     nthread = params.get("nthread", -1)
@@ -373,7 +385,7 @@ def to_dmatrix(
                 raise ValueError("a spilled channel can only become a QuantileDMatrix")
             with closing(dataset.features) as spill:
                 matrix = xgb.QuantileDMatrix(
-                    SpillIterator(spill, dataset.label, dataset.weight),
+                    SpillIterator(spill, dataset.label, dataset.weight, stopped),
                     ref=reference,
                     max_bin=params.get("max_bin", 256),
                     nthread=nthread,
@@ -389,9 +401,13 @@ def to_dmatrix(
         else:
             matrix = xgb.DMatrix(dataset.features, **meta, nthread=nthread)
     except xgb.core.XGBoostError as exc:
+        if stop is not None:
+            stop.check()  # the build failed because the spill's pass was ended by a stop
         raise ClientError(
             f"XGBoost could not use channel '{dataset.channel}': {first_line(exc)}"
         ) from None
+    if stop is not None:
+        stop.check()
     matrix.feature_names = None
     return matrix
 

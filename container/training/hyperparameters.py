@@ -88,6 +88,12 @@ _NONNEG = Range(0)
 _UNIT = Range(0, 1)
 _UNIT_OPEN_LOW = Range(0, 1, low_open=True)
 _POSITIVE_INT = Range(1)
+MAX_NUM_ROUND = 1_000_000
+"""`num_round`'s upper bound. The built-in algorithm sets none (its tuning range stops at 4,000);
+a million rounds already takes days on small data, and a bound stops a typo such as `1e30` from
+running until the job's time limit."""
+SHOWN_CHARACTERS = 80
+"""How much of a key or value an error message quotes: a 10 MB key must not make a 10 MB line."""
 
 OBJECTIVES = (
     "reg:squarederror",
@@ -142,7 +148,7 @@ _METRIC_PATTERN = re.compile(
 
 PARAMS: tuple[Param, ...] = (
     # The container's own settings.
-    Param("num_round", Kind.INT, _POSITIVE_INT, required=True, to_xgboost=False),
+    Param("num_round", Kind.INT, Range(1, MAX_NUM_ROUND), required=True, to_xgboost=False),
     Param("csv_weights", Kind.INT, Range(0, 1), default=0, to_xgboost=False),
     Param("early_stopping_rounds", Kind.INT, _POSITIVE_INT, to_xgboost=False),
     Param("checkpoint_frequency", Kind.INT, _POSITIVE_INT, default=10, to_xgboost=False),
@@ -330,7 +336,14 @@ def convert(param: Param, value: Any) -> Any:
 
 
 def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else json.dumps(value)
+    """A value as a message quotes it: repr'd (control characters escaped), cut when long."""
+    return _shorten(repr(value) if isinstance(value, str) else json.dumps(value))
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return f"{text[:SHOWN_CHARACTERS]}... ({len(text):,} characters)"
 
 
 def _closest(word: str, candidates: tuple[str, ...] | list[str]) -> str:
@@ -340,9 +353,11 @@ def _closest(word: str, candidates: tuple[str, ...] | list[str]) -> str:
 
 def _unknown_key_message(key: str) -> str:
     names = [*PARAMS_BY_NAME, *ALIASES]
-    suggestion = _closest(key, names)
+    too_long = len(key) > SHOWN_CHARACTERS  # no name is that long: nothing to suggest
+    suggestion = "" if too_long else _closest(key, names)
+    shown = _shorten(repr(key))
     return (
-        f"Unknown hyperparameter '{key}'.{suggestion} "
+        f"Unknown hyperparameter {shown}.{suggestion} "
         "docs/hyperparameters.md lists every accepted hyperparameter."
     )
 

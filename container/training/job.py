@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 import traceback
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from container.errors import ClientError, DistributedError
 from container.settings import Settings, export_base_dir
-from container.training.termination import StopRequest, TrainingStopped
+from container.training.termination import MODEL_SAVE, ROUNDS, StopRequest, TrainingStopped
 
 if TYPE_CHECKING:
     from container.training.data_loading import Dataset
@@ -30,6 +32,9 @@ logger = logging.getLogger("container.training")
 EXIT_FAILURE = 1
 EXIT_STOPPED = 143
 """128 + SIGTERM, the shell's convention for a process ended by SIGTERM."""
+FAILURE_REASON_CHARACTERS = 1024
+"""SageMaker's `FailureReason` holds the first 1,024 characters of `output/failure`."""
+_CUT = "... (cut to 1,024 characters)"
 
 
 def main() -> int:
@@ -68,15 +73,36 @@ def main() -> int:
             "Training finished; no %s on this host (in a distributed job the master writes it).",
             settings.paths.model_file.name,
         )
+    # Nothing is left to stop cleanly: from here SIGTERM ends the process by its default
+    # action, which the container reports as status 143 too.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if stop.requested and stop.phase == MODEL_SAVE:  # came while the model was being saved
+        return _fail(failure_file, str(stop.stopped()), None, EXIT_STOPPED)
     return 0
 
 
+def failure_reason(sentence: str) -> str:
+    """`sentence` as the one first line SageMaker shows: control characters (and the other
+    characters that break a line) escaped as `\\n`, `\\x00`, ..., at most 1,024 characters."""
+    text = sentence.strip()
+    line = "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp")
+        else char
+        for char in text[:FAILURE_REASON_CHARACTERS]  # a 10 MB sentence is not walked whole
+    )
+    if len(text) <= FAILURE_REASON_CHARACTERS and len(line) <= FAILURE_REASON_CHARACTERS:
+        return line
+    return line[: FAILURE_REASON_CHARACTERS - len(_CUT)] + _CUT
+
+
 def _fail(failure_file: Path, sentence: str, details: str | None, status: int) -> int:
-    """Write `output/failure` (sentence first), log it, and hand back the exit status."""
-    logger.error("%s", sentence)
+    """Write `output/failure` (its reason first), log it, and hand back the exit status."""
+    reason = failure_reason(sentence)
+    logger.error("%s", reason)
     if details:
         logger.error("%s", details)
-    text = sentence.strip() + "\n" + (f"\n{details}" if details else "")
+    text = reason + "\n" + (f"\n{details}" if details else "")
     try:
         failure_file.parent.mkdir(parents=True, exist_ok=True)
         failure_file.write_text(text, encoding="utf-8")
@@ -123,8 +149,13 @@ def read_config(settings: Settings) -> JobConfig:
             value = read()
         except json.JSONDecodeError as exc:
             raise ClientError(f"{path} is not valid JSON: {exc}.") from None
+        except AttributeError:  # read_hyperparameters calls .items() on what it parsed
+            value = None
         if not isinstance(value, dict):
-            raise ClientError(f"{path} must hold a JSON object.")
+            raise ClientError(
+                f"{path} must hold a JSON object of names and values, such as "
+                '{"num_round": "100"}; it holds another kind of JSON value.'
+            )
         values.append(value)
     return JobConfig(*values)
 
@@ -188,19 +219,23 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     with distributed.join_cluster(config.resources, settings) as role:
         started = time.perf_counter()
         csv_weights, spill = hyperparameters.csv_weights, hyperparameters.uses_quantile_matrix
-        train = load_share("train", settings, channels, csv_weights, role.hosts, spill=spill)
+        train = load_share(
+            "train", settings, channels, csv_weights, role.hosts, spill=spill, stop=stop
+        )
         data_loading.check_labels(train, hyperparameters)
         validation = None
         if has_validation:
             validation = load_share(
-                "validation", settings, channels, csv_weights, role.hosts, spill=spill
+                "validation", settings, channels, csv_weights, role.hosts, spill=spill, stop=stop
             )
             data_loading.check_labels(validation, hyperparameters)
             data_loading.match_width(validation, train)
-        dtrain = data_loading.to_dmatrix(train, hyperparameters)
+        dtrain = data_loading.to_dmatrix(train, hyperparameters, stop=stop)
         evals = [(dtrain, "train")]
         if validation is not None:
-            dvalid = data_loading.to_dmatrix(validation, hyperparameters, reference=dtrain)
+            dvalid = data_loading.to_dmatrix(
+                validation, hyperparameters, reference=dtrain, stop=stop
+            )
             evals.append((dvalid, "validation"))
         role.progressed()  # arms the distributed stall watchdog
         megabytes = (train.bytes_read + (validation.bytes_read if validation else 0)) / 1e6
@@ -214,6 +249,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         )
         del train, validation
 
+        stop.enter(ROUNDS)
         params = hyperparameters.xgboost_params
         store = None
         directory = checkpoint_dir(settings)
@@ -256,12 +292,20 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
             )
         except xgb.core.XGBoostError as exc:
             raise ClientError(f"XGBoost stopped training: {data_loading.first_line(exc)}") from None
-        except Exception:
+        except (Exception, TrainingStopped):
             if hyperparameters.save_model_on_termination and role.is_master:
                 save_model(booster, settings.paths.model_file)
             raise
+        stop.enter(MODEL_SAVE)
         if role.is_master:
             save_model(boosting.keep_best(result), settings.paths.model_file)
+        # The save (atomic) was let finish: a model is whole or absent, never half. `main`
+        # checks for a stop once the job is done.
+        stop.outcome = (
+            f"{settings.paths.model_file.name} was saved in full before the job stopped"
+            if role.is_master
+            else "the master host writes the model"
+        )
 
 
 def load_share(
@@ -271,6 +315,7 @@ def load_share(
     csv_weights: bool,
     hosts: Hosts,
     spill: bool = False,
+    stop: StopRequest | None = None,
 ) -> Dataset:
     """This host's share of a channel: all of it alone, its own files or rows with several.
 
@@ -294,6 +339,7 @@ def load_share(
         csv_weights,
         shard.files,
         spill=spill and shard.parts == 1,
+        stop=stop,
     )
     return distributed.agree_on_width(distributed.keep_rows(dataset, shard), hosts)
 

@@ -122,19 +122,32 @@ class FeatureSpill:
 
 
 class SpillIterator(xgb.DataIter):
-    """Hands a spill to XGBoost a chunk at a time, each with its rows' labels and weights."""
+    """Hands a spill to XGBoost a chunk at a time, each with its rows' labels and weights.
 
-    def __init__(self, spill: FeatureSpill, label: np.ndarray, weight: np.ndarray | None) -> None:
+    When `stopped()` turns true the pass ends early, as if the data had ended: XGBoost then
+    returns (with an error, the passes no longer agreeing) rather than run the whole build.
+    Raising instead would not do: XGBoost's ctypes callback swallows what `next` raises."""
+
+    def __init__(
+        self,
+        spill: FeatureSpill,
+        label: np.ndarray,
+        weight: np.ndarray | None,
+        stopped: Callable[[], bool] | None = None,
+    ) -> None:
         super().__init__(release_data=True)
         self._spill = spill
         self._label = label
         self._weight = weight
+        self._stopped = stopped
         self._chunks: Iterator[tuple[slice, pa.Table]] | None = None
 
     def reset(self) -> None:
         self._chunks = None
 
     def next(self, input_data: Callable[..., None]) -> bool:
+        if self._stopped is not None and self._stopped():
+            return False
         if self._chunks is None:
             self._chunks = self._spill.chunks()
         chunk = next(self._chunks, None)

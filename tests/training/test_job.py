@@ -321,7 +321,8 @@ def test_sigterm_ends_training_with_a_failure_reason(job_root: Path) -> None:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 143, output
-    assert job.failure.splitlines()[0].startswith("Training was stopped by SIGTERM after")
+    sentence = job.failure.splitlines()[0]
+    assert sentence.startswith("Training was stopped by SIGTERM during rounds (after")
     assert not job.model_file.exists()
 
 
