@@ -38,6 +38,7 @@ from xgboost.tracker import RabitTracker
 from container.errors import ClientError, DistributedError
 from container.settings import DistributedSettings, Settings
 from container.training.checkpoints import Checkpoint
+from container.training.spill import SparseSpill
 
 LOG = logging.getLogger(__name__)
 
@@ -655,6 +656,9 @@ def agree_on_width(dataset: _Rows, hosts: Hosts) -> _Rows:
     extremes = collective.allreduce(np.array([width, -width], dtype=np.int64), collective.Op.MAX)
     widest, narrowest = int(extremes[0]), -int(extremes[1])
     features = dataset.features
+    if isinstance(features, SparseSpill):  # external memory: pieces are read this wide
+        features.widen(widest)
+        return dataset
     if isinstance(features, sp.csr_matrix):
         if width == widest:
             return dataset

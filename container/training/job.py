@@ -198,6 +198,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     import xgboost as xgb
 
     from container.training import boosting, checkpoints, data_loading, distributed
+    from container.training.external_memory import Cache, choose
     from container.training.hyperparameters import parse_hyperparameters
     from container.training.metrics import RoundPrinter
 
@@ -216,25 +217,29 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         cross_validation.run(settings, config, hyperparameters, has_validation, stop)
         return
 
-    with distributed.join_cluster(config.resources, settings) as role:
+    near = settings.paths.channel_dir("train").parent  # the volume that holds the data
+    with distributed.join_cluster(config.resources, settings) as role, Cache(near) as cache:
         started = time.perf_counter()
         csv_weights, spill = hyperparameters.csv_weights, hyperparameters.uses_quantile_matrix
+        names = ["train", "validation"] if has_validation else ["train"]
+        external = choose(settings, channels, hyperparameters, role.hosts, names).external
+        cache_dir = cache.directory() if external else None
         train = load_share(
-            "train", settings, channels, csv_weights, role.hosts, spill=spill, stop=stop
+            "train", settings, channels, csv_weights, role.hosts, spill, stop, external
         )
         data_loading.check_labels(train, hyperparameters)
         validation = None
         if has_validation:
             validation = load_share(
-                "validation", settings, channels, csv_weights, role.hosts, spill=spill, stop=stop
+                "validation", settings, channels, csv_weights, role.hosts, spill, stop, external
             )
             data_loading.check_labels(validation, hyperparameters)
             data_loading.match_width(validation, train)
-        dtrain = data_loading.to_dmatrix(train, hyperparameters, stop=stop)
+        dtrain = data_loading.to_dmatrix(train, hyperparameters, stop=stop, cache=cache_dir)
         evals = [(dtrain, "train")]
         if validation is not None:
             dvalid = data_loading.to_dmatrix(
-                validation, hyperparameters, reference=dtrain, stop=stop
+                validation, hyperparameters, reference=dtrain, stop=stop, cache=cache_dir
             )
             evals.append((dvalid, "validation"))
         role.progressed()  # arms the distributed stall watchdog
@@ -316,13 +321,15 @@ def load_share(
     hosts: Hosts,
     spill: bool = False,
     stop: StopRequest | None = None,
+    external: bool = False,
 ) -> Dataset:
     """This host's share of a channel: all of it alone, its own files or rows with several.
 
     With `spill` (for a `QuantileDMatrix` only), dense features go to disk rather than
-    memory, unless rows are cut away (a cut needs every row in memory).
+    memory, unless rows are cut away (a cut needs every row in memory). With `external`
+    (external memory), every channel goes to disk, and a cut is made as XGBoost reads it.
     """
-    from container.training import data_loading, distributed
+    from container.training import data_loading, distributed, external_memory
 
     directory = settings.paths.channel_dir(channel)
     config = channels.get(channel, {})
@@ -340,8 +347,13 @@ def load_share(
         shard.files,
         spill=spill and shard.parts == 1,
         stop=stop,
+        external=external,
     )
-    return distributed.agree_on_width(distributed.keep_rows(dataset, shard), hosts)
+    if dataset.is_spilled and shard.parts > 1:
+        dataset = external_memory.keep_rows(dataset, shard)
+    else:
+        dataset = distributed.keep_rows(dataset, shard)
+    return distributed.agree_on_width(dataset, hosts)
 
 
 def _check_early_stopping(hyperparameters: Any, has_validation: bool) -> None:
