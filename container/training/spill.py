@@ -124,14 +124,20 @@ class FeatureSpill:
 
 class SparseSpill:
     """Sparse features (CSR pieces, as LIBSVM and RecordIO are read) in an unnamed temporary
-    file, for external-memory training: each piece is its row lengths (int64), column indices
-    (int32) and values (float32). The width is the widest piece's, or more (`widen`)."""
+    file, for external-memory training. The readers' pieces (a MB of text each) are joined into
+    chunks of about `CHUNK_BYTES` (XGBoost makes a page of each batch, and walks every page
+    at each tree level: a few big pages beat hundreds of small ones). A chunk is its row
+    lengths (int64), column indices (int32) and values (float32). The width is the widest
+    piece's, or more (`widen`)."""
 
-    def __init__(self, near: Path | None = None) -> None:
+    def __init__(self, near: Path | None = None, chunk_bytes: int | None = None) -> None:
         self.num_columns = 0
         self.num_rows = 0
         self.chunk_shapes: list[tuple[int, int]] = []
-        """(rows, stored values) of each piece, in order."""
+        """(rows, stored values) of each chunk, in order."""
+        self._chunk_bytes = chunk_bytes or CHUNK_BYTES
+        self._pending: list[sp.csr_matrix] = []
+        self._pending_bytes = 0
         self._file = _unnamed_file(near)
 
     @property
@@ -139,7 +145,24 @@ class SparseSpill:
         return self.num_rows, self.num_columns
 
     def append(self, features: sp.csr_matrix) -> None:
-        """Write one CSR piece at once (a reader's batch is already a few MB)."""
+        """Add a CSR piece; written once the pieces held make a chunk."""
+        self._pending.append(features)
+        self._pending_bytes += 8 * int(features.nnz) + 8 * features.shape[0]
+        if self._pending_bytes >= self._chunk_bytes:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        width = max(piece.shape[1] for piece in self._pending)
+        features = sp.vstack(
+            [
+                sp.csr_matrix((p.data, p.indices, p.indptr), (p.shape[0], width))
+                for p in self._pending
+            ],
+            format="csr",
+        )
+        self._pending, self._pending_bytes = [], 0
         rows, nnz = features.shape[0], int(features.nnz)
         with self._writing(rows):
             self._file.write(np.diff(features.indptr).astype(np.int64).tobytes())
@@ -154,6 +177,7 @@ class SparseSpill:
         self.num_columns = max(self.num_columns, width)
 
     def finish(self) -> None:
+        self._write_pending()
         with self._writing(0):
             self._file.flush()
         pa.default_memory_pool().release_unused()

@@ -24,7 +24,7 @@ import xgboost as xgb
 from sagemaker_training import recordio
 
 from container.errors import ClientError
-from container.training import data_loading, external_memory
+from container.training import data_loading, external_memory, spill
 from container.training.external_memory import RUNTIME_BYTES, decide, memory_limit
 from container.training.hyperparameters import parse_hyperparameters
 
@@ -151,6 +151,29 @@ def test_a_libsvm_line_of_a_label_and_a_space_is_a_row_without_features(tmp_path
         assert dataset.num_columns == 4
         if external:
             dataset.features.close()
+
+
+def test_the_sparse_spill_gives_back_its_pieces_joined_into_chunks(tmp_path: Path) -> None:
+    """Pieces of different widths in, chunks of about `chunk_bytes` out, the same rows."""
+    rng = np.random.default_rng(0)
+    pieces = [
+        sp.random(rows, width, density=0.3, format="csr", dtype=np.float32, random_state=seed)
+        for seed, (rows, width) in enumerate([(300, 7), (500, 12), (40, 3), (800, 12), (10, 1)])
+    ]
+    stored = spill.SparseSpill(tmp_path, chunk_bytes=20_000)
+    for piece in pieces:
+        stored.append(piece)
+    stored.finish()
+    stored.widen(int(rng.integers(12, 15)))
+    chunks = list(stored.chunks())
+    stored.close()
+    assert 2 < len(chunks) < len(pieces) + 1
+    assert [c[1].shape[1] for c in chunks] == [stored.num_columns] * len(chunks)
+    joined = sp.vstack([c[1] for c in chunks]).toarray()
+    expected = np.vstack([np.pad(p.toarray(), ((0, 0), (0, 12 - p.shape[1]))) for p in pieces])
+    np.testing.assert_array_equal(joined[:, :12], expected)
+    assert not joined[:, 12:].any()
+    assert chunks[-1][0].stop == sum(p.shape[0] for p in pieces)
 
 
 # --- Real jobs: in memory and from disk give the same model ----------------------------------
