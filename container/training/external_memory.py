@@ -25,7 +25,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -38,15 +38,13 @@ from container.errors import ClientError
 from container.training import readers
 
 if TYPE_CHECKING:
-    from container.settings import Settings
     from container.training.data_loading import Dataset
-    from container.training.distributed import Hosts, Shard
+    from container.training.distributed import Shard
     from container.training.hyperparameters import Hyperparameters
 
 logger = logging.getLogger("container.training")
 
 AUTO, ON, OFF = "auto", "true", "false"
-SETTINGS = (AUTO, ON, OFF)
 RUNTIME_BYTES = 192 << 20
 """Python, numpy, XGBoost and pyarrow before any data (measured about 110 MB), with room for
 a batch being parsed."""
@@ -204,25 +202,20 @@ def _mib(size: int) -> str:
 
 
 def choose(
-    settings: Settings,
-    channels: Mapping[str, Any],
-    hyperparameters: Hyperparameters,
-    hosts: Hosts,
-    names: Iterable[str],
+    hyperparameters: Hyperparameters, channels: Mapping[str, Any], shards: Mapping[str, Shard]
 ) -> Decision:
-    """Decide for this host's share of the channels `names`, before any row is read."""
-    from container.training import data_loading, distributed
+    """Decide for this host's shares of the channels (`shards`), before any row is read."""
+    from container.training import data_loading
 
-    shares = []
-    for name in names:
-        config = channels.get(name, {})
-        files = data_loading.channel_files(settings.paths.channel_dir(name))
-        if not files:
-            continue  # reading the channel says what is wrong
-        shard = distributed.plan_shard(name, files, config.get("S3DistributionType"), hosts)
-        if shard.files:
-            content_type = data_loading.channel_content_type(name, shard.files, config)
-            shares.append(Share(shard.files, content_type, 1 / shard.parts))
+    shares = [
+        Share(
+            shard.files,
+            data_loading.channel_content_type(name, shard.files, channels.get(name, {})),
+            1 / shard.parts,
+        )
+        for name, shard in shards.items()
+        if shard.files  # none: reading the channel says what is wrong
+    ]
     return plan(hyperparameters.external_memory, shares, hyperparameters.uses_quantile_matrix)
 
 

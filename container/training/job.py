@@ -25,7 +25,7 @@ from container.training.termination import MODEL_SAVE, ROUNDS, StopRequest, Trai
 
 if TYPE_CHECKING:
     from container.training.data_loading import Dataset
-    from container.training.distributed import Hosts
+    from container.training.distributed import Hosts, Shard
 
 logger = logging.getLogger("container.training")
 
@@ -222,17 +222,15 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         started = time.perf_counter()
         csv_weights, spill = hyperparameters.csv_weights, hyperparameters.uses_quantile_matrix
         names = ["train", "validation"] if has_validation else ["train"]
-        external = choose(settings, channels, hyperparameters, role.hosts, names).external
+        shards = {name: plan_share(name, settings, channels, role.hosts) for name in names}
+        external = choose(hyperparameters, channels, shards).external
         cache_dir = cache.directory() if external else None
-        train = load_share(
-            "train", settings, channels, csv_weights, role.hosts, spill, stop, external
-        )
+        share = (settings, channels, csv_weights, role.hosts, spill, stop, external)
+        train = load_share("train", *share, shards["train"])
         data_loading.check_labels(train, hyperparameters)
         validation = None
         if has_validation:
-            validation = load_share(
-                "validation", settings, channels, csv_weights, role.hosts, spill, stop, external
-            )
+            validation = load_share("validation", *share, shards["validation"])
             data_loading.check_labels(validation, hyperparameters)
             data_loading.match_width(validation, train)
         dtrain = data_loading.to_dmatrix(train, hyperparameters, stop=stop, cache=cache_dir)
@@ -322,23 +320,20 @@ def load_share(
     spill: bool = False,
     stop: StopRequest | None = None,
     external: bool = False,
+    shard: Shard | None = None,
 ) -> Dataset:
     """This host's share of a channel: all of it alone, its own files or rows with several.
 
     With `spill` (for a `QuantileDMatrix` only), dense features go to disk rather than
     memory, unless rows are cut away (a cut needs every row in memory). With `external`
     (external memory), every channel goes to disk, and a cut is made as XGBoost reads it.
+    `shard` is the share when already planned (`plan_share`).
     """
     from container.training import data_loading, distributed, external_memory
 
     directory = settings.paths.channel_dir(channel)
     config = channels.get(channel, {})
-    shard = distributed.plan_shard(
-        channel,
-        data_loading.channel_files(directory),
-        config.get("S3DistributionType"),
-        hosts,
-    )
+    shard = shard or plan_share(channel, settings, channels, hosts)
     dataset = data_loading.load_channel(
         channel,
         directory,
@@ -354,6 +349,20 @@ def load_share(
     else:
         dataset = distributed.keep_rows(dataset, shard)
     return distributed.agree_on_width(dataset, hosts)
+
+
+def plan_share(
+    channel: str, settings: Settings, channels: Mapping[str, Any], hosts: Hosts
+) -> Shard:
+    """Which of the channel's files (and rows) this host trains on."""
+    from container.training import data_loading, distributed
+
+    return distributed.plan_shard(
+        channel,
+        data_loading.channel_files(settings.paths.channel_dir(channel)),
+        channels.get(channel, {}).get("S3DistributionType"),
+        hosts,
+    )
 
 
 def _check_early_stopping(hyperparameters: Any, has_validation: bool) -> None:
