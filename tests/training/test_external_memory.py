@@ -300,6 +300,32 @@ def test_external_memory_model_is_as_good_as_in_memory(tmp_path: Path, content_t
     assert ext_rmse == pytest.approx(rmse, rel=0.01)
 
 
+def test_ranking_query_groups_reach_the_external_matrix(tmp_path: Path) -> None:
+    """LIBSVM with `qid:`: the groups go with each batch; the model is the in-memory one's."""
+    rng = np.random.default_rng(8)
+    lines = []
+    for query in range(400):
+        for _ in range(10):
+            x = rng.normal(size=4)
+            relevance = int(np.clip(x[0] + 0.5 * x[1] + rng.normal(scale=0.3) + 1.5, 0, 3))
+            features = " ".join(f"{i}:{v:.5g}" for i, v in enumerate(x))
+            lines.append(f"{relevance} qid:{query} {features}\n")
+    text = "".join(lines)
+    holdout = xgb.DMatrix(np.random.default_rng(9).normal(size=(50, 4)))
+    predictions = []
+    for setting in ("false", "true"):
+        job = make_job(
+            tmp_path / setting,
+            {"num_round": 20, "objective": "rank:ndcg", "external_memory": setting, "seed": 1},
+            {"train": {"content_type": "text/libsvm", "files": {"a": text}}},
+        )
+        result = job.run()
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert "train-ndcg" in result.stdout
+        predictions.append(_load(job.model_file).predict(holdout))
+    np.testing.assert_allclose(predictions[0], predictions[1], rtol=1e-5, atol=1e-6)
+
+
 def test_external_memory_resumes_from_its_checkpoints(tmp_path: Path) -> None:
     plain = {"early_stopping_rounds": None}
     whole = _job(tmp_path / "whole", data_loading.CSV, "true", num_round=12, **plain)
