@@ -141,6 +141,25 @@ def test_estimates_are_near_the_features_size_in_memory(tmp_path: Path) -> None:
     assert estimate([libsvm_file], data_loading.LIBSVM) == pytest.approx(stored, rel=0.02)
 
 
+def test_sparse_channels_count_what_reading_them_whole_takes(tmp_path: Path) -> None:
+    """A LIBSVM channel read into memory peaks at about 9x its CSR size, so a limit that holds
+    a dense channel of the same size twice over sends the sparse one to external memory."""
+    rows = regression_rows(20000, 12, seed=3)
+    (tmp_path / "a.libsvm").write_text(_libsvm(rows))
+    (tmp_path / "a.csv").write_text(csv_text(rows))
+    sparse = external_memory.Share([tmp_path / "a.libsvm"], data_loading.LIBSVM)
+    dense = external_memory.Share([tmp_path / "a.csv"], data_loading.CSV)
+    size = external_memory.estimate_data_bytes(sparse.files, sparse.content_type)
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    (cgroup / "memory.max").write_text(f"{RUNTIME_BYTES + 4 * size}\n")
+    assert external_memory.plan("auto", [sparse], True, cgroup).needed_bytes == (
+        RUNTIME_BYTES + 9 * size
+    )
+    assert external_memory.plan("auto", [sparse], True, cgroup).external
+    assert not external_memory.plan("auto", [dense], True, cgroup).external
+
+
 def test_a_libsvm_line_of_a_label_and_a_space_is_a_row_without_features(tmp_path: Path) -> None:
     (tmp_path / "a.libsvm").write_text("1 0:2.5 3:1\n-2.5 \n0 1:4\n")
     for external in (False, True):
