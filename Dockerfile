@@ -50,7 +50,8 @@ RUN python3 -m venv /opt/venv \
 
 # The image: the interpreter, the venv and the program; no compiler, wheels or package caches.
 FROM runtime-base
-LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
+      com.amazonaws.sagemaker.capabilities.multi-models=true
 ENV PATH=/opt/venv/bin:$PATH
 COPY --from=builder /opt/venv /opt/venv
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh

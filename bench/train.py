@@ -1,9 +1,9 @@
 """Training benchmark (issue 8): our `./train` against bare `xgb.train` on the same CSV.
 
-    python bench/train.py                 # 1,000,000 rows × 50 features (about 0.5 GB of CSV)
-    python bench/train.py --rows 20000    # a quick size
-    python bench/train.py --scaling 1000000,4000000,16000000   # in memory vs external memory
-    python bench/train.py --scaling 20000,80000                # the same, quick sizes
+    python -m bench.train                 # 1,000,000 rows × 50 features (about 0.5 GB of CSV)
+    python -m bench.train --rows 20000    # a quick size
+    python -m bench.train --scaling 1000000,4000000,16000000   # in memory vs external memory
+    python -m bench.train --scaling 20000,80000                # the same, quick sizes
 
 The CSV is generated once and cached under `bench/.cache/`. Both runs are separate processes
 measured the same way: wall time from start to exit and peak RSS (the process's own high-water
@@ -33,9 +33,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as `python bench/train.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import xgboost as xgb
 
@@ -165,7 +162,7 @@ def run_ours(
 
 def run_bare(csv: Path, work: Path) -> dict[str, Any]:
     out = work / "bare.json"
-    argv = [sys.executable, str(REPO / "bench" / "bare_train.py"), str(csv), str(out)]
+    argv = [sys.executable, "-m", "bench.bare_train", str(csv), str(out)]
     argv += [json.dumps(BARE_PARAMS), str(ROUNDS)]
     log = work / "bare.log"
     result = measure(argv, _env(), log)

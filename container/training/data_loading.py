@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 import xgboost as xgb
+from werkzeug.http import parse_options_header
 
 from container import recordio
 from container.errors import ClientError
@@ -109,19 +110,18 @@ def supported_content_types() -> str:
 
 def normalize_content_type(raw: str, channel: str) -> str:
     """`text/csv; label_size=1` → `text/csv`; unknown types fail with the supported list."""
-    mime, *params = (part.strip() for part in raw.split(";"))
+    mime, params = parse_options_header(raw)
     mime = ALIASES.get(mime.lower(), mime.lower())
     if mime not in READERS:
         raise ClientError(
             f"Channel '{channel}' has ContentType {raw!r}, which is not supported; "
             f"use one of {supported_content_types()}."
         )
-    for param in params:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "label_size" and value.strip() != "1":
-            raise ClientError(
-                f"Channel '{channel}' has ContentType {raw!r}: only label_size=1 is supported."
-            )
+    label_size = params.get("label_size")
+    if label_size is not None and label_size.strip() != "1":
+        raise ClientError(
+            f"Channel '{channel}' has ContentType {raw!r}: only label_size=1 is supported."
+        )
     return mime
 
 

@@ -39,7 +39,7 @@ from container.training import readers
 
 if TYPE_CHECKING:
     from container.training.data_loading import Dataset
-    from container.training.distributed import Shard
+    from container.training.sharding import Shard
     from container.training.hyperparameters import Hyperparameters
 
 logger = logging.getLogger("container.training")

@@ -1,8 +1,9 @@
 """The training job: config → data → boosting → `model/xgboost-model`, and the failure contract.
 
 `main` is the one place that turns any failure into `output/failure` (a sentence first, as
-SageMaker shows its first 1,024 characters), a log line and a non-zero exit; success exits 0
-and leaves no failure file.
+SageMaker shows its first 1,024 characters), a log line and a non-zero exit (143 for SIGTERM);
+success exits 0 and leaves no failure file. `FailureFile` is the only writer of that file; the
+training group is handed one to record a reason while the hosts are joined.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from container.settings import Settings, export_base_dir
 from container.training.termination import MODEL_SAVE, ROUNDS, StopRequest, TrainingStopped
 
 if TYPE_CHECKING:
+    from container.training.cluster import Hosts
     from container.training.data_loading import Dataset
-    from container.training.distributed import Hosts, Shard
+    from container.training.sharding import Shard
 
 logger = logging.getLogger("container.training")
 
@@ -52,6 +54,8 @@ def main() -> int:
     except ClientError as exc:
         return _fail(failure_file, exc.message, None, EXIT_FAILURE)
     except DistributedError as exc:
+        if stop.requested:  # SIGTERM reached a peer first, and it left: this job was stopped
+            return _fail(failure_file, str(stop.stopped()), exc.message, EXIT_STOPPED)
         return _fail(failure_file, exc.message, traceback.format_exc(), EXIT_FAILURE)
     except MemoryError:
         sentence = "Training ran out of memory: use an instance with more memory or less data."
@@ -96,18 +100,44 @@ def failure_reason(sentence: str) -> str:
     return line[: FAILURE_REASON_CHARACTERS - len(_CUT)] + _CUT
 
 
+@dataclass(frozen=True)
+class FailureFile:
+    """`output/failure`, written here only: its reason first (`failure_reason`), then details.
+
+    The training group records a reason in it while the hosts are joined (see
+    `cluster.ENDED_EARLY`) and clears it when they part normally."""
+
+    path: Path
+
+    def write(self, sentence: str, details: str | None = None) -> None:
+        """`sentence` may carry details of its own after a blank line (a script's traceback):
+        they follow the reason, with `details`."""
+        reason, own_details = _split(sentence)
+        details = "\n\n".join(part for part in (own_details, details) if part)
+        text = reason + "\n" + (f"\n{details}" if details else "")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            logger.error("Could not write %s: %s", self.path, exc)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _split(sentence: str) -> tuple[str, str]:
+    """The reason (the text before a blank line, as `failure_reason`) and what follows it."""
+    head, _, rest = sentence.strip().partition("\n\n")
+    return failure_reason(head), rest.strip()
+
+
 def _fail(failure_file: Path, sentence: str, details: str | None, status: int) -> int:
     """Write `output/failure` (its reason first), log it, and hand back the exit status."""
-    reason = failure_reason(sentence)
-    logger.error("%s", reason)
-    if details:
-        logger.error("%s", details)
-    text = reason + "\n" + (f"\n{details}" if details else "")
-    try:
-        failure_file.parent.mkdir(parents=True, exist_ok=True)
-        failure_file.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        logger.error("Could not write %s: %s", failure_file, exc)
+    reason, own_details = _split(sentence)
+    for text in (reason, own_details, details):
+        if text:
+            logger.error("%s", text)
+    FailureFile(failure_file).write(sentence, details)
     return status
 
 
@@ -197,10 +227,10 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     """Train on the channels under `settings`' base dir as `config` says; write the model."""
     import xgboost as xgb
 
-    from container.training import boosting, checkpoints, data_loading, distributed
+    from container.training import boosting, checkpoints, cluster, data_loading, python_metrics
+    from container.training.channel_overlap import warn_if_channels_overlap
     from container.training.external_memory import Cache, choose
     from container.training.hyperparameters import parse_hyperparameters
-    from container.training.metrics import RoundPrinter
 
     hyperparameters = parse_hyperparameters(config.hyperparameters)
     channels = config.input_data
@@ -210,6 +240,10 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     if "train" not in channels and not settings.paths.channel_dir("train").is_dir():
         raise ClientError("The 'train' channel is required but the job has none.")
     has_validation = "validation" in channels or settings.paths.channel_dir("validation").is_dir()
+    if has_validation:
+        warn_if_channels_overlap(
+            settings.paths.channel_dir("train"), settings.paths.channel_dir("validation")
+        )
     _check_early_stopping(hyperparameters, has_validation or bool(hyperparameters.kfold))
     if hyperparameters.kfold:  # k models by cross-validation, each with its held-out fold
         from container.training import cross_validation
@@ -218,7 +252,11 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         return
 
     near = settings.paths.channel_dir("train").parent  # the volume that holds the data
-    with distributed.join_cluster(config.resources, settings) as role, Cache(near) as cache:
+    failure = FailureFile(settings.paths.failure_file)
+    with (
+        cluster.join_cluster(config.resources, settings, failure) as role,
+        Cache(near) as cache,
+    ):
         started = time.perf_counter()
         csv_weights, spill = hyperparameters.csv_weights, hyperparameters.uses_quantile_matrix
         names = ["train", "validation"] if has_validation else ["train"]
@@ -240,7 +278,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
                 validation, hyperparameters, reference=dtrain, stop=stop, cache=cache_dir
             )
             evals.append((dvalid, "validation"))
-        role.progressed()  # arms the distributed stall watchdog
+        role.progressed()  # arms the distributed stall bound
         megabytes = (train.bytes_read + (validation.bytes_read if validation else 0)) / 1e6
         seconds = time.perf_counter() - started
         logger.info(
@@ -260,7 +298,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         booster = None
         if directory is not None:
             store = checkpoints.CheckpointStore(directory, hyperparameters.checkpoints_to_keep)
-            found = distributed.share_checkpoint(store.load_newest())
+            found = checkpoints.share_checkpoint(store.load_newest())
             if found is not None:
                 logger.info(
                     "Resuming from checkpoint %s: %d round(s) done, continuing at round %d.",
@@ -275,7 +313,9 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         if booster is None:
             booster = xgb.Booster(params, [d for d, _ in evals])
         early = (
-            boosting.EarlyStopping(hyperparameters.early_stopping_rounds)
+            boosting.EarlyStopping(
+                hyperparameters.early_stopping_rounds, hyperparameters.watched_metric
+            )
             if hyperparameters.early_stopping_rounds
             else None
         )
@@ -286,12 +326,14 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
                 evals,
                 num_round=hyperparameters.num_round,
                 start_round=start_round,
-                printer=RoundPrinter(enabled=role.is_master),
+                monitor=boosting.round_monitor(),
                 stop=stop,
                 early_stopping=early,
                 store=store if role.is_master else None,
                 checkpoint_frequency=hyperparameters.checkpoint_frequency,
                 progressed=role.progressed,
+                python_metrics=python_metrics.for_job(hyperparameters),
+                last_metric=hyperparameters.tuning_metric,
             )
         except xgb.core.XGBoostError as exc:
             raise ClientError(f"XGBoost stopped training: {data_loading.first_line(exc)}") from None
@@ -329,7 +371,7 @@ def load_share(
     (external memory), every channel goes to disk, and a cut is made as XGBoost reads it.
     `shard` is the share when already planned (`plan_share`).
     """
-    from container.training import data_loading, distributed, external_memory
+    from container.training import data_loading, external_memory, sharding
 
     directory = settings.paths.channel_dir(channel)
     config = channels.get(channel, {})
@@ -347,17 +389,17 @@ def load_share(
     if dataset.is_spilled and shard.parts > 1:
         dataset = external_memory.keep_rows(dataset, shard)
     else:
-        dataset = distributed.keep_rows(dataset, shard)
-    return distributed.agree_on_width(dataset, hosts)
+        dataset = sharding.keep_rows(dataset, shard)
+    return sharding.agree_on_width(dataset, hosts)
 
 
 def plan_share(
     channel: str, settings: Settings, channels: Mapping[str, Any], hosts: Hosts
 ) -> Shard:
     """Which of the channel's files (and rows) this host trains on."""
-    from container.training import data_loading, distributed
+    from container.training import data_loading, sharding
 
-    return distributed.plan_shard(
+    return sharding.plan_shard(
         channel,
         data_loading.channel_files(settings.paths.channel_dir(channel)),
         channels.get(channel, {}).get("S3DistributionType"),
@@ -380,7 +422,8 @@ def _check_early_stopping(hyperparameters: Any, has_validation: bool) -> None:
             "but the job has none: add a validation channel or remove early_stopping_rounds."
         )
     params = hyperparameters.xgboost_params
-    if params.get("disable_default_eval_metric") and not params.get("eval_metric"):
+    no_metric = not params.get("eval_metric") and not hyperparameters.python_metrics
+    if params.get("disable_default_eval_metric") and no_metric:
         raise ClientError(
             "Hyperparameter 'early_stopping_rounds' needs a metric to watch, but "
             "disable_default_eval_metric is set and eval_metric is empty: set eval_metric."

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import scipy.sparse as sp
 
-from container import recordio
+from container import libsvm, recordio
 from container.arrow_values import float_values
 from container.errors import ClientError
 
@@ -34,6 +34,8 @@ CSV_BLOCK_BYTES = 1 << 20
 """Arrow parses CSV in blocks of this size on all cores; bigger blocks cost memory, not speed."""
 PARQUET_BATCH_ROWS = 65536
 DASK_INDEX = "__null_dask_index__"
+_MAX_INDEX_DIGITS = 18
+"""Digits of the largest LIBSVM index Arrow reads as an int64."""
 """The column Dask writes an unnamed index to."""
 
 
@@ -233,7 +235,8 @@ def _empty_batch() -> Batch:
 def read_libsvm(path: Path) -> Batch:
     """`label[:weight] [qid:N] index:value ...` per line; indices as written (0-based).
 
-    `index:` with no value (seen in the built-in algorithm's own test data) is a missing value.
+    The grammar is `container/libsvm.py`'s, which serving reads too: `index:` with no value
+    (seen in the built-in algorithm's own test data) is a missing value.
     """
     with _reading(path):
         return _read_libsvm(path)
@@ -269,7 +272,8 @@ def stream_libsvm(path: Path, _csv_weights: bool = False) -> Iterator[Batch]:
 def _parse_libsvm_lines(lines: Any) -> Batch:
     if len(lines) == 0:
         return _empty_batch()
-    tokens = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(lines))  # `3 ` is a row
+    # Arrow's split makes an empty token of leading or trailing whitespace; XGBoost skips it.
+    tokens = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(lines))
     tokens = tokens.filter(pc.greater(pc.list_value_length(tokens), 0))
     counts = pc.list_value_length(tokens).to_numpy().astype(np.int64)
     head = pc.split_pattern(pc.list_element(tokens, 0), ":", max_splits=1)
@@ -312,24 +316,17 @@ def _parse_libsvm_lines(lines: Any) -> Batch:
 
 
 def _locate_libsvm_error(path: Path) -> str | None:
+    """The first line that breaks the grammar (`container/libsvm.py`), as a sentence."""
     for number, line in _text_lines(path):
-        tokens = line.split()
-        if not tokens:
-            continue
-        head = tokens[0].split(":")
-        if len(head) > 2 or not all(_is_number(part) for part in head):
-            return (
-                f"File {path}, line {number}, column 1: {tokens[0][:40]!r} is not a label; "
-                "LIBSVM rows start with 'label' or 'label:weight'."
-            )
-        for column, token in enumerate(tokens[1:], 2):
-            if token.startswith("qid:") and column == 2 and token[4:].isdigit():
-                continue
-            index, sep, value = token.partition(":")
-            if not (sep and index.isdigit() and (not value or _is_number(value))):
+        try:
+            parsed = libsvm.parse_line(line)
+        except libsvm.GrammarError as exc:
+            return f"File {path}, line {number}, {exc} {libsvm.HELP}"
+        for index, _ in parsed.pairs:
+            if len(index) > _MAX_INDEX_DIGITS:
                 return (
-                    f"File {path}, line {number}, column {column}: {token[:40]!r} is not "
-                    "'index:value' with a non-negative integer index and a numeric value."
+                    f"File {path}, line {number}: index {index[:20]}... ({len(index)} digits) "
+                    "is too large for a column position."
                 )
     return None
 

@@ -54,10 +54,13 @@ class StopRequest:
         signal.signal(signal.SIGTERM, self._handle)
 
     def enter(self, phase: str, detail: str = "") -> None:
-        """Note (and log) the phase the job starts now; stop here if SIGTERM came before."""
+        """Note (and log) the phase the job starts now; stop here if SIGTERM came before,
+        unless the phase is the model save: short and atomic, it keeps the rounds' work, and
+        the job reports the stop once it is done."""
         self.phase, self.detail = phase, detail
         logger.info("Phase: %s%s.", phase, f" ({detail})" if detail else "")
-        self.check()
+        if phase != MODEL_SAVE:
+            self.check()
 
     def check(self) -> None:
         """Raise `TrainingStopped` if SIGTERM came (a safe point)."""

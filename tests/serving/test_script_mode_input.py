@@ -42,8 +42,8 @@ def _recordio(rows: np.ndarray | sp.csr_matrix) -> bytes:
 
 
 def _libsvm(rows: np.ndarray) -> bytes:
-    lines = [
-        " ".join(f"{j}:{v!r}" for j, v in enumerate(row.tolist()) if not np.isnan(v))
+    lines = [  # the first token is the label, as in training (read and ignored)
+        " ".join(["0"] + [f"{j}:{v!r}" for j, v in enumerate(row.tolist()) if not np.isnan(v)])
         for row in rows
     ]
     return ("\n".join(lines) + "\n").encode()

@@ -49,6 +49,13 @@ HYPERPARAMETERS = {"num_round": 12, "max_depth": 6, "checkpoint_frequency": 4}
 IN_MEMORY = {**HYPERPARAMETERS, "tree_method": "approx"}
 """The approx tree method reads the channel into memory (phase `parsing`), hist spills it."""
 FINISHED = "Training finished"
+NEXT = {
+    PARSING: MATRIX_BUILD,
+    SPILLING: MATRIX_BUILD,
+    MATRIX_BUILD: ROUNDS,
+    ROUNDS: MODEL_SAVE,
+    MODEL_SAVE: FINISHED,
+}
 _NAMES = "|".join(PHASES)
 _PHASE_LINE = re.compile(rf"Phase: ({_NAMES})[ .]")
 _STOPPED = re.compile(rf"^Training was stopped by SIGTERM during ({_NAMES})[ ;]")
@@ -168,11 +175,13 @@ def test_sigterm_at_random_moments_of_every_phase_stops_cleanly(
         hyperparameters = IN_MEMORY if target == PARSING else HYPERPARAMETERS
         run = start(new_job(tmp_path / f"run-{index}", data_file, hyperparameters))
         run.wait_for(target)
-        time.sleep(fraction * length[target])  # the random moment, not a synchronisation
+        # The random moment: `fraction` of the phase's length in the reference run, or the
+        # start of the next phase if this run gets there first (the load here varies).
+        run.marks[NEXT[target]].wait(fraction * length[target])
         run.process.send_signal(signal.SIGTERM)
         code = run.finish()
         context = f"run {index} (seed {SEED}): SIGTERM {fraction:.2f} into {target}\n"
-        if code == -signal.SIGTERM and target == MODEL_SAVE:
+        if code == -signal.SIGTERM:
             # After the job's last check: the default action ends it (143 in a container).
             assert run.job.failure is None, context + run.output
             assert run.job.model_file.read_bytes() == reference_model, context
@@ -189,6 +198,7 @@ def test_sigterm_at_random_moments_of_every_phase_stops_cleanly(
         assert "Exception ignored" not in run.output, context + run.output
         assert not leftovers(run), context + str(leftovers(run))
         if stopped_in == MODEL_SAVE:  # the save was let finish: the whole model
+            assert run.job.model_file.is_file(), context + sentence
             assert run.job.model_file.read_bytes() == reference_model, context
             continue
         assert not run.job.model_file.exists(), context + sentence

@@ -132,7 +132,7 @@ def test_serving_the_fold_folder_answers_the_mean_of_the_models(
     rows = ROWS[:25, 1:].astype(np.float32)
     expected = np.mean([model.predict(xgb.DMatrix(rows)) for model in models], axis=0)
     libsvm = "".join(
-        " ".join(f"{i}:{v:.9g}" for i, v in enumerate(row)) + "\n" for row in rows
+        " ".join(["0"] + [f"{i}:{v:.9g}" for i, v in enumerate(row)]) + "\n" for row in rows
     ).encode()
     server = start_serve(job.base)
     try:
@@ -279,3 +279,33 @@ def test_multiclass_out_of_fold_columns_are_the_probability_and_label_of_the_hel
     np.testing.assert_allclose(table[:, 0], rows[:, 0])
     np.testing.assert_allclose(table[:, 1], probabilities.max(axis=1), atol=2e-6)
     np.testing.assert_array_equal(table[:, 2], probabilities.argmax(axis=1))
+
+
+def test_python_tuning_metric_is_the_mean_of_each_folds_held_out_score(tmp_path: Path) -> None:
+    """Autopilot tunes a k-fold job on the built-in's Python metrics (`validation:f1`)."""
+    from sklearn.metrics import f1_score
+
+    job = make_job(
+        tmp_path,
+        {
+            "num_round": 4,
+            "objective": "binary:logistic",
+            "max_depth": 3,
+            "seed": 5,
+            "_kfold": 3,
+            "_tuning_objective_metric": "validation:f1",
+        },
+        {"train": {"content_type": "text/csv", "files": {"a.csv": csv_text(ROWS)}}},
+    )
+    stdout = run_ok(job)
+    models = fold_models(job)
+    label, features = ROWS[:, 0], ROWS[:, 1:]
+    splitter = RepeatedStratifiedKFold(n_splits=3, n_repeats=1, random_state=5)
+    held_out_f1 = [
+        f1_score(label[rows], model.predict(xgb.DMatrix(features[rows])) > 0.5, average="macro")
+        for model, (_, rows) in zip(models, splitter.split(features, label), strict=True)
+    ]
+    last = [line for line in stdout.splitlines() if re.match(r"\[\d+\]\t", line)][-1]
+    match = re.search(r".*\[[0-9]+\].*#011validation-f1:(\S+)", last.replace("\t", "#011"))
+    assert last.startswith("[4]\t") and match, last
+    assert float(match.group(1)) == pytest.approx(np.mean(held_out_f1), abs=1e-5)

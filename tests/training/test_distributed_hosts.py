@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from .distributed_data import (
+from tests.support.distributed import (
     HYPERPARAMETERS,
     Data,
     build_opt_ml,
@@ -29,8 +27,12 @@ from .distributed_data import (
     make_data,
     metric_lines,
 )
+from tests.support.opt_ml import OptMlTree
+from tests.support.paths import REPO
+from tests.support.ports import free_port
+from tests.support.processes import start_in_session
+from tests.support.waiting import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
 EXIT_TIMEOUT_S = 240
 """How long a test waits for a host to exit before calling it hung."""
@@ -39,9 +41,10 @@ pytestmark = pytest.mark.slow
 
 
 @dataclass
-class Host:
+class Host(OptMlTree):
+    """One `./train` process: its `/opt/ml` tree (`base`), host name, log and process."""
+
     name: str
-    base_dir: Path
     log: Path
     process: subprocess.Popen[bytes]
 
@@ -49,25 +52,10 @@ class Host:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    @property
-    def failure(self) -> str | None:
-        path = self.base_dir / "output" / "failure"
-        return path.read_text() if path.exists() else None
-
-    @property
-    def model_file(self) -> Path:
-        return self.base_dir / "model" / "xgboost-model"
-
 
 @pytest.fixture(scope="module")
 def data() -> Data:
     return make_data()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_host(base: Path, name: str, port: int, extra_env: dict[str, str]) -> Host:
@@ -81,17 +69,8 @@ def start_host(base: Path, name: str, port: int, extra_env: dict[str, str]) -> H
         **extra_env,
     }
     log = base.parent / f"{base.name}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(REPO / "train")],
-            env=env,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Host(name=name, base_dir=base, log=log, process=process)
+    process = start_in_session([str(REPO / "train")], env, log, cwd=REPO)
+    return Host(base=base, name=name, log=log, process=process)
 
 
 class LocalCluster:
@@ -103,7 +82,11 @@ class LocalCluster:
         self.started: list[Host] = []
 
     def base(self, name: str, tag: str = "run") -> Path:
-        return self.root / tag / f"host-{name}"
+        return self.root / tag / self.folder(name)
+
+    @staticmethod
+    def folder(name: str) -> str:
+        return f"host-{name}"
 
     def prepare(
         self,
@@ -116,12 +99,18 @@ class LocalCluster:
     ) -> None:
         self.ports[tag] = free_port()
         for name in names:
-            base = self.base(name, tag)
-            build_opt_ml(
-                base, names, name, data, distribution, hyperparameters or HYPERPARAMETERS, "lo"
+            job = build_opt_ml(
+                self.root / tag,
+                self.folder(name),
+                names,
+                name,
+                data,
+                distribution,
+                hyperparameters or HYPERPARAMETERS,
+                "lo",
             )
             if checkpoints:
-                (base / "checkpoints").mkdir()
+                (job.base / "checkpoints").mkdir()
 
     def start(self, name: str, tag: str = "run", extra_env: dict[str, str] | None = None) -> Host:
         host = start_host(self.base(name, tag), name, self.ports[tag], extra_env or {})
@@ -158,18 +147,28 @@ def wait_all(hosts: list[Host]) -> list[int]:
 
 
 def wait_for_line(host: Host, text: str) -> None:
-    deadline = time.monotonic() + EXIT_TIMEOUT_S
-    while text not in host.output:
-        if host.process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"host {host.name} never printed {text!r}; its log:\n{host.output[-3000:]}")
-        time.sleep(0.2)
+    wait_until(
+        lambda: text in host.output,
+        EXIT_TIMEOUT_S,
+        f"{text!r} from host {host.name}",
+        alive=lambda: host.process.poll() is None,
+        context=lambda: host.output[-3000:],
+    )
 
 
 @pytest.fixture(scope="module")
 def single_host_scores(data: Data, tmp_path_factory: pytest.TempPathFactory) -> tuple[float, float]:
-    base = tmp_path_factory.mktemp("single") / "host-algo-1"
-    build_opt_ml(base, ["algo-1"], "algo-1", data, "FullyReplicated", HYPERPARAMETERS, "lo")
-    host = start_host(base, "algo-1", free_port(), {})
+    job = build_opt_ml(
+        tmp_path_factory.mktemp("single"),
+        "host-algo-1",
+        ["algo-1"],
+        "algo-1",
+        data,
+        "FullyReplicated",
+        HYPERPARAMETERS,
+        "lo",
+    )
+    host = start_host(job.base, "algo-1", free_port(), {})
     assert wait_all([host]) == [0], host.output
     return holdout_scores(host.model_file, data)
 
@@ -322,9 +321,9 @@ def test_distributed_run_resumes_from_the_masters_checkpoint(
     params = {**HYPERPARAMETERS, "num_round": "20", "checkpoint_frequency": "5"}
     first = local_cluster.run(names, data, hyperparameters=params, checkpoints=True, tag="first")
     assert wait_all(first) == [0, 0], "\n\n".join(h.output[-2000:] for h in first)
-    checkpoint = first[0].base_dir / "checkpoints" / "xgboost-checkpoint.000010.ubj"
+    checkpoint = first[0].base / "checkpoints" / "xgboost-checkpoint.000010.ubj"
     assert checkpoint.is_file()
-    assert not any((first[1].base_dir / "checkpoints").iterdir())  # only the master writes
+    assert not any((first[1].base / "checkpoints").iterdir())  # only the master writes
 
     # A restart where only the master's disk holds a checkpoint: every host resumes from it.
     local_cluster.prepare(names, data, hyperparameters=params, checkpoints=True, tag="again")

@@ -93,3 +93,13 @@ def test_hyperparameters_that_are_not_an_object_get_a_sentence(job_root, content
         "must hold a JSON object of names and values, such as "
         '{"num_round": "100"}; it holds another kind of JSON value.'
     )
+
+
+@pytest.mark.slow
+def test_an_unreadable_resource_config_is_a_sentence_naming_it(job_root) -> None:
+    job = make_job(job_root, {"num_round": 1}, {"train": {"files": {"a.csv": GOOD_CSV}}})
+    (job.base / "input" / "config" / "resourceconfig.json").write_text("{not json")
+    result = job.run()
+    assert result.returncode == 1, result.stdout
+    first_line = (job.failure or "").splitlines()[0]
+    assert "resourceconfig.json is not valid JSON" in first_line

@@ -234,7 +234,9 @@ def test_encoder_decodes_request_bodies_into_a_dmatrix(content_type: str) -> Non
     body = (
         "\n".join(",".join(f"{v:.6g}" for v in row) for row in rows)
         if content_type == "text/csv"
-        else "\n".join(" ".join(f"{i}:{v:.6g}" for i, v in enumerate(row)) for row in rows)
+        else "\n".join(
+            " ".join(["0"] + [f"{i}:{v:.6g}" for i, v in enumerate(row)]) for row in rows
+        )
     )
     decode = encoder.csv_to_dmatrix if content_type == "text/csv" else encoder.libsvm_to_dmatrix
     matrix = decode(body)
