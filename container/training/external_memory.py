@@ -39,8 +39,8 @@ from container.training import readers
 
 if TYPE_CHECKING:
     from container.training.data_loading import Dataset
-    from container.training.sharding import Shard
     from container.training.hyperparameters import Hyperparameters
+    from container.training.sharding import Shard
 
 logger = logging.getLogger("container.training")
 
