@@ -168,6 +168,13 @@ PARAMS: tuple[Param, ...] = (
     Param("_tuning_objective_metric", Kind.STRING, to_xgboost=False),
     Param("_kfold", Kind.INT, Range(2), to_xgboost=False),
     Param("_num_cv_round", Kind.INT, _POSITIVE_INT, to_xgboost=False),
+    Param(
+        "external_memory",
+        Kind.CHOICE,
+        choices=("auto", "true", "false"),
+        default="auto",
+        to_xgboost=False,
+    ),
     # General.
     Param("booster", Kind.CHOICE, choices=("gbtree", "gblinear", "dart")),
     Param("verbosity", Kind.INT, Range(0, 3)),
@@ -279,6 +286,9 @@ class Hyperparameters:
     """`_kfold`: train this many models by cross-validation (SageMaker Autopilot sets it)."""
     num_cv_round: int = 1
     """`_num_cv_round`: how many times the cross-validation is repeated on new folds."""
+    external_memory: str = "auto"
+    """`auto`, `true` or `false`: train from an on-disk cache when the data would not fit in
+    memory, always, or never (`container.training.external_memory` has the rule)."""
     tuning_metric: str | None = None
     """The metric automatic model tuning reads (`f1` of `validation:f1`); printed last."""
     watched_metric: str | None = None
@@ -499,6 +509,8 @@ def _to_nested_int_list(value: Any) -> list[list[int]]:
 
 
 def _to_choice(value: Any) -> str:
+    if isinstance(value, bool):  # `"true"` arrives JSON-decoded
+        return "true" if value else "false"
     if isinstance(value, str):
         return value.strip()
     raise _Invalid("expected a string.")
@@ -582,6 +594,18 @@ def _check_dependencies(values: dict[str, Any], warnings: list[str]) -> list[str
     """Rules that involve more than one hyperparameter; returns error sentences."""
     errors: list[str] = []
     objective = values.get("objective", "reg:squarederror")
+    if values.get("external_memory") == "true":
+        method = values.get("tree_method", "auto")
+        if values.get("booster") == "gblinear" or method not in ("auto", "hist"):
+            errors.append(
+                "Hyperparameter 'external_memory'=true needs tree_method hist (or auto) and a "
+                "tree booster: XGBoost's external-memory matrix holds histogram bins."
+            )
+        if "_kfold" in values:
+            errors.append(
+                "Hyperparameter 'external_memory'=true cannot be used with '_kfold': "
+                "cross-validation slices a matrix held in memory."
+            )
     if objective.startswith("multi:") and "num_class" not in values:
         errors.append(
             f"Hyperparameter 'num_class' is required when objective is '{objective}': "
@@ -697,6 +721,7 @@ def _build(values: dict[str, Any], warnings: list[str]) -> Hyperparameters:
         tuning_channel=tuning.partition(":")[0] if tuning else None,
         kfold=values.get("_kfold"),
         num_cv_round=values.get("_num_cv_round", 1),
+        external_memory=values.get("external_memory", "auto"),
         tuning_metric=tuning_metric,
         watched_metric=tuning_metric or (given[-1] if given else None),
         python_metrics=tuple(m for m in metrics if m in PYTHON_METRIC_NAMES),

@@ -27,6 +27,7 @@ from container.training.termination import MODEL_SAVE, ROUNDS, StopRequest, Trai
 if TYPE_CHECKING:
     from container.training.cluster import Hosts
     from container.training.data_loading import Dataset
+    from container.training.sharding import Shard
 
 logger = logging.getLogger("container.training")
 
@@ -228,6 +229,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
 
     from container.training import boosting, checkpoints, cluster, data_loading, python_metrics
     from container.training.channel_overlap import warn_if_channels_overlap
+    from container.training.external_memory import Cache, choose
     from container.training.hyperparameters import parse_hyperparameters
 
     hyperparameters = parse_hyperparameters(config.hyperparameters)
@@ -249,26 +251,31 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         cross_validation.run(settings, config, hyperparameters, has_validation, stop)
         return
 
+    near = settings.paths.channel_dir("train").parent  # the volume that holds the data
     failure = FailureFile(settings.paths.failure_file)
-    with cluster.join_cluster(config.resources, settings, failure) as role:
+    with (
+        cluster.join_cluster(config.resources, settings, failure) as role,
+        Cache(near) as cache,
+    ):
         started = time.perf_counter()
         csv_weights, spill = hyperparameters.csv_weights, hyperparameters.uses_quantile_matrix
-        train = load_share(
-            "train", settings, channels, csv_weights, role.hosts, spill=spill, stop=stop
-        )
+        names = ["train", "validation"] if has_validation else ["train"]
+        shards = {name: plan_share(name, settings, channels, role.hosts) for name in names}
+        external = choose(hyperparameters, channels, shards).external
+        cache_dir = cache.directory() if external else None
+        share = (settings, channels, csv_weights, role.hosts, spill, stop, external)
+        train = load_share("train", *share, shards["train"])
         data_loading.check_labels(train, hyperparameters)
         validation = None
         if has_validation:
-            validation = load_share(
-                "validation", settings, channels, csv_weights, role.hosts, spill=spill, stop=stop
-            )
+            validation = load_share("validation", *share, shards["validation"])
             data_loading.check_labels(validation, hyperparameters)
             data_loading.match_width(validation, train)
-        dtrain = data_loading.to_dmatrix(train, hyperparameters, stop=stop)
+        dtrain = data_loading.to_dmatrix(train, hyperparameters, stop=stop, cache=cache_dir)
         evals = [(dtrain, "train")]
         if validation is not None:
             dvalid = data_loading.to_dmatrix(
-                validation, hyperparameters, reference=dtrain, stop=stop
+                validation, hyperparameters, reference=dtrain, stop=stop, cache=cache_dir
             )
             evals.append((dvalid, "validation"))
         role.progressed()  # arms the distributed stall bound
@@ -354,22 +361,21 @@ def load_share(
     hosts: Hosts,
     spill: bool = False,
     stop: StopRequest | None = None,
+    external: bool = False,
+    shard: Shard | None = None,
 ) -> Dataset:
     """This host's share of a channel: all of it alone, its own files or rows with several.
 
     With `spill` (for a `QuantileDMatrix` only), dense features go to disk rather than
-    memory, unless rows are cut away (a cut needs every row in memory).
+    memory, unless rows are cut away (a cut needs every row in memory). With `external`
+    (external memory), every channel goes to disk, and a cut is made as XGBoost reads it.
+    `shard` is the share when already planned (`plan_share`).
     """
-    from container.training import data_loading, sharding
+    from container.training import data_loading, external_memory, sharding
 
     directory = settings.paths.channel_dir(channel)
     config = channels.get(channel, {})
-    shard = sharding.plan_shard(
-        channel,
-        data_loading.channel_files(directory),
-        config.get("S3DistributionType"),
-        hosts,
-    )
+    shard = shard or plan_share(channel, settings, channels, hosts)
     dataset = data_loading.load_channel(
         channel,
         directory,
@@ -378,8 +384,27 @@ def load_share(
         shard.files,
         spill=spill and shard.parts == 1,
         stop=stop,
+        external=external,
     )
-    return sharding.agree_on_width(sharding.keep_rows(dataset, shard), hosts)
+    if dataset.is_spilled and shard.parts > 1:
+        dataset = external_memory.keep_rows(dataset, shard)
+    else:
+        dataset = sharding.keep_rows(dataset, shard)
+    return sharding.agree_on_width(dataset, hosts)
+
+
+def plan_share(
+    channel: str, settings: Settings, channels: Mapping[str, Any], hosts: Hosts
+) -> Shard:
+    """Which of the channel's files (and rows) this host trains on."""
+    from container.training import data_loading, sharding
+
+    return sharding.plan_shard(
+        channel,
+        data_loading.channel_files(settings.paths.channel_dir(channel)),
+        channels.get(channel, {}).get("S3DistributionType"),
+        hosts,
+    )
 
 
 def _check_early_stopping(hyperparameters: Any, has_validation: bool) -> None:

@@ -242,17 +242,31 @@ def read_libsvm(path: Path) -> Batch:
         return _read_libsvm(path)
 
 
+_LINE_OPTIONS = {
+    "read_options": pcsv.ReadOptions(column_names=["line"], block_size=CSV_BLOCK_BYTES),
+    "parse_options": pcsv.ParseOptions(delimiter="\x1e", quote_char=False),
+    "convert_options": pcsv.ConvertOptions(column_types={"line": pa.string()}),
+}
+"""A text file as one string column, a line a row (LIBSVM holds no commas to split on)."""
+
+
 def _read_libsvm(path: Path) -> Batch:
     try:
-        lines = pcsv.read_csv(
-            open_stream(path),
-            read_options=pcsv.ReadOptions(column_names=["line"], block_size=CSV_BLOCK_BYTES),
-            parse_options=pcsv.ParseOptions(delimiter="\x1e", quote_char=False),
-            convert_options=pcsv.ConvertOptions(column_types={"line": pa.string()}),
-        ).column("line")
+        lines = pcsv.read_csv(open_stream(path), **_LINE_OPTIONS).column("line")
         return _parse_libsvm_lines(lines.combine_chunks() if lines.num_chunks else lines)
     except (pa.ArrowInvalid, ValueError) as exc:
         raise ClientError(_locate_libsvm_error(path) or f"{path}: {exc}") from None
+
+
+def stream_libsvm(path: Path, _csv_weights: bool = False) -> Iterator[Batch]:
+    """`read_libsvm`'s rows block by block (CSR pieces as wide as their widest row), for
+    external-memory training; a bad line fails when its block is reached."""
+    with _reading(path), open_stream(path) as source:
+        try:
+            for record_batch in pcsv.open_csv(source, **_LINE_OPTIONS):
+                yield _parse_libsvm_lines(record_batch.column(0))
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise ClientError(_locate_libsvm_error(path) or f"{path}: {exc}") from None
 
 
 def _parse_libsvm_lines(lines: Any) -> Batch:
@@ -386,16 +400,28 @@ def _float_columns(table: pa.Table, path: Path) -> pa.Table:
 
 def read_recordio_protobuf(path: Path) -> Batch:
     """SageMaker's RecordIO-wrapped `Record` protobufs, dense or sparse (`container.recordio`)."""
+    return next(_recordio_batches(path, None), None) or _empty_batch()
+
+
+RECORDIO_BATCH_RECORDS = 65536
+"""Records per batch when a RecordIO file is streamed (external memory)."""
+
+
+def stream_recordio_protobuf(path: Path, _csv_weights: bool = False) -> Iterator[Batch]:
+    """`read_recordio_protobuf`'s rows `RECORDIO_BATCH_RECORDS` records at a time."""
+    return _recordio_batches(path, RECORDIO_BATCH_RECORDS)
+
+
+def _recordio_batches(path: Path, batch_records: int | None) -> Iterator[Batch]:
     opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as handle:
         try:
-            rows = recordio.read_rows(handle, with_labels=True)
+            for rows in recordio.read_row_batches(handle, True, batch_records):
+                if rows.num_rows:
+                    assert rows.labels is not None
+                    yield Batch(features=rows.as_csr(), label=rows.labels)
         except (ValueError, OSError, EOFError) as exc:
             raise ClientError(
                 f"File {path} is not valid RecordIO-protobuf: {exc}. Records must be "
                 "SageMaker `Record` messages with features['values'] and label['values']."
             ) from None
-    if not rows.num_rows:
-        return _empty_batch()
-    assert rows.labels is not None
-    return Batch(features=rows.as_csr(), label=rows.labels)

@@ -20,6 +20,7 @@ from xgboost import collective
 
 from container.errors import ClientError
 from container.training.cluster import Hosts
+from container.training.spill import SparseSpill
 
 LOG = logging.getLogger(__name__)
 
@@ -184,6 +185,9 @@ def agree_on_width(dataset: _Rows, hosts: Hosts) -> _Rows:
     extremes = collective.allreduce(np.array([width, -width], dtype=np.int64), collective.Op.MAX)
     widest, narrowest = int(extremes[0]), -int(extremes[1])
     features = dataset.features
+    if isinstance(features, SparseSpill):  # external memory: pieces are read this wide
+        features.widen(widest)
+        return dataset
     if isinstance(features, sp.csr_matrix):
         if width == widest:
             return dataset
