@@ -1,4 +1,4 @@
-"""`bench/train.py --scaling` on two small sizes: both modes run, the JSON and the chart exist."""
+"""`python -m bench.train --scaling` on two small sizes: both modes run; JSON and chart exist."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
 
 
 def test_scaling_compares_in_memory_with_external_memory(
     out_dir: Path, positive: Callable[[Any], bool]
 ) -> None:
-    argv = [sys.executable, "bench/train.py", "--out", str(out_dir), "--scaling", "3000,6000"]
+    argv = [sys.executable, "-m", "bench.train", "--out", str(out_dir), "--scaling", "3000,6000"]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=420)
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.distributed import Data, make_data
-from tests.support.local_cluster import LocalCluster
+from tests.support.distributed import HYPERPARAMETERS, Data, build_opt_ml, holdout_scores, make_data
+from tests.support.local_cluster import LocalCluster, start_host, wait_all
+from tests.support.ports import free_port
 
 
 @pytest.fixture
@@ -37,3 +38,21 @@ def local_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     hosts = LocalCluster(tmp_path)
     yield hosts
     hosts.stop_all()
+
+
+@pytest.fixture(scope="module")
+def single_host_scores(data: Data, tmp_path_factory: pytest.TempPathFactory) -> tuple[float, float]:
+    """Held-out (logloss, accuracy) of the multi-host tests' data trained on one host."""
+    job = build_opt_ml(
+        tmp_path_factory.mktemp("single"),
+        "host-algo-1",
+        ["algo-1"],
+        "algo-1",
+        data,
+        "FullyReplicated",
+        HYPERPARAMETERS,
+        "lo",
+    )
+    host = start_host(job.base, "algo-1", free_port(), {})
+    assert wait_all([host]) == [0], host.output
+    return holdout_scores(host.model_file, data)

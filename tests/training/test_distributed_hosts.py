@@ -19,31 +19,12 @@ import xgboost as xgb
 from tests.support.distributed import (
     HYPERPARAMETERS,
     Data,
-    build_opt_ml,
     holdout_scores,
     metric_lines,
 )
-from tests.support.local_cluster import LocalCluster, start_host, wait_all, wait_for_line
-from tests.support.ports import free_port
+from tests.support.local_cluster import LocalCluster, wait_all, wait_for_line
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def single_host_scores(data: Data, tmp_path_factory: pytest.TempPathFactory) -> tuple[float, float]:
-    job = build_opt_ml(
-        tmp_path_factory.mktemp("single"),
-        "host-algo-1",
-        ["algo-1"],
-        "algo-1",
-        data,
-        "FullyReplicated",
-        HYPERPARAMETERS,
-        "lo",
-    )
-    host = start_host(job.base, "algo-1", free_port(), {})
-    assert wait_all([host]) == [0], host.output
-    return holdout_scores(host.model_file, data)
 
 
 @pytest.mark.parametrize(

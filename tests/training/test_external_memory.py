@@ -27,17 +27,12 @@ from container.errors import ClientError
 from container.training import data_loading, external_memory, spill
 from container.training.external_memory import RUNTIME_BYTES, decide, memory_limit
 from container.training.hyperparameters import parse_hyperparameters
+from tests.support.distributed import HYPERPARAMETERS as DISTRIBUTED
+from tests.support.distributed import Data, holdout_scores
+from tests.support.local_cluster import LocalCluster, wait_all
+from tests.support.opt_ml import Job, make_job
 
-from .distributed_data import HYPERPARAMETERS as DISTRIBUTED
-from .distributed_data import holdout_scores
-from .helpers import Job, csv_text, make_job, regression_rows
-from .test_distributed_hosts import (  # noqa: F401 (fixtures)
-    LocalCluster,
-    data,
-    local_cluster,
-    single_host_scores,
-    wait_all,
-)
+from .helpers import csv_text, regression_rows
 
 MIB = 1 << 20
 LIMIT = (1024 * MIB, "cgroup memory.max")
@@ -392,9 +387,9 @@ def test_sigterm_during_the_external_matrix_build_stops_the_job(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_each_host_trains_its_share_from_external_memory(
-    local_cluster: LocalCluster,  # noqa: F811
-    data,  # noqa: F811
-    single_host_scores: tuple[float, float],  # noqa: F811
+    local_cluster: LocalCluster,
+    data: Data,
+    single_host_scores: tuple[float, float],
 ) -> None:
     """Three hosts: the train files are split between them, the one validation file's rows
     are (a window on each host's spill)."""
