@@ -14,11 +14,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-FIRST_PARTY = {"container", "bench", "tests"} | {
-    path.stem for path in (REPO / "examples").rglob("*.py")
-}
+FIRST_PARTY = {
+    "container",
+    "sagemaker_xgboost_container",
+    "sagemaker_containers",
+    "bench",
+    "tests",
+} | {path.stem for path in (REPO / "examples").rglob("*.py")}
 """Our own packages, and the examples' modules (imported from `examples/` on the path)."""
-OTHER_VENVS = [REPO / "tests" / "sdk" / "drivers", REPO / "examples" / "sdk_workflow.py"]
+OTHER_VENVS = [
+    REPO / "tests" / "sdk" / "drivers",
+    REPO / "tests" / "serving" / "sdk_recordio_driver.py",
+    REPO / "examples" / "sdk_workflow.py",
+    REPO / "examples" / "sdk_setup.py",
+    REPO / "examples" / "pipeline.py",
+]
 """Code that runs in the SDK venvs of scripts/sdk-venvs.sh, not in this project's."""
 
 
@@ -62,10 +72,14 @@ def _imported_distributions(folders: list[str]) -> dict[str, set[str]]:
     return found
 
 
+RUNTIME_CODE = ["container", "sagemaker_xgboost_container", "sagemaker_containers"]
+"""What the image runs: our package and the framework container's names for scripts."""
+
+
 def test_the_runtime_code_imports_only_runtime_dependencies() -> None:
     undeclared = {
         name: sorted(files)
-        for name, files in _imported_distributions(["container"]).items()
+        for name, files in _imported_distributions(RUNTIME_CODE).items()
         if name not in RUNTIME
     }
     assert undeclared == {}, "imported by container/ but not in [project] dependencies"
