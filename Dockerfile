@@ -50,7 +50,8 @@ RUN python3 -m venv /opt/venv \
 
 # The image: the interpreter, the venv and the program; no compiler, wheels or package caches.
 FROM runtime-base
-LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
+      com.amazonaws.sagemaker.capabilities.multi-models=true
 # nginx: the buffering front that `serve` starts before gunicorn (container/serving/front.py);
 # serve writes its own configuration, so Debian's default site is removed.
 # hadolint ignore=DL3008

@@ -1,6 +1,6 @@
-"""Bare training, the reference of `bench/train.py`: pyarrow parse, `QuantileDMatrix`, `xgb.train`.
+"""Bare training, the reference of `bench.train`: pyarrow parse, `QuantileDMatrix`, `xgb.train`.
 
-    python bench/bare_train.py CSV OUT_JSON PARAMS_JSON ROUNDS
+    python -m bench.bare_train CSV OUT_JSON PARAMS_JSON ROUNDS
 
 Each phase is timed on its own and written to OUT_JSON. The process is kept as lean as an
 honest script can be: scikit-learn, which xgboost imports when it is installed (about 150 MB

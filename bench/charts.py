@@ -1,4 +1,4 @@
-"""The serving benchmark's chart: one PNG a person can read at a glance."""
+"""The benchmarks' charts: one PNG a person can read at a glance."""
 
 from __future__ import annotations
 
@@ -86,6 +86,48 @@ def serve_chart(results: dict[str, Any], path: Path) -> None:
         f"Serving on {meta['cpus']} cores, {meta['workers']} workers, XGBoost {meta['xgboost']}"
         f" (floor: parse + inplace_predict + format in-process; 2 cores = 2 x one core)"
         + ("  [QUICK RUN: tiny sizes]" if meta["quick"] else ""),
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+EXTERNAL_GOAL_BYTES = 1 << 30
+"""External memory's peak RSS goal: under 1 GiB at every size."""
+
+
+def scaling_chart(results: dict[str, Any], path: Path) -> None:
+    """Peak RSS and wall time against rows, in memory and from external memory."""
+    points = results["points"]
+    fig, (memory, wall) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for mode, label, colour in (
+        ("in_memory", "in memory", COLOURS["tuned"]),
+        ("external", "external memory", COLOURS["ours"]),
+    ):
+        done = [p for p in points if p[mode]]
+        rows = [p["rows"] for p in done]
+        memory.plot(
+            rows, [p[mode]["peak_rss_bytes"] / 2**20 for p in done], "o-", color=colour, label=label
+        )
+        wall.plot(rows, [p[mode]["wall_s"] for p in done], "o-", color=colour, label=label)
+    matrix = [p["float32_matrix_bytes"] / 2**20 for p in points]
+    memory.plot([p["rows"] for p in points], matrix, ":", color="#888", label="float32 matrix")
+    memory.axhline(EXTERNAL_GOAL_BYTES / 2**20, color="#2a7a2a", linestyle="--", label="1 GiB")
+    for ax, title, unit in (
+        (memory, "Peak RSS", "MiB"),
+        (wall, "Wall time of ./train", "seconds"),
+    ):
+        ax.set_xscale("log")
+        ax.set_xlabel(f"rows x {results['meta']['features']} features")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        ax.grid(True, alpha=0.3)
+    meta = results["meta"]
+    fig.suptitle(
+        f"In memory vs external memory, {meta['cpus']} cores, XGBoost {meta['xgboost']}, "
+        f"memory limit {meta['memory_limit_bytes'] / 2**30:.1f} GiB",
         fontsize=11,
     )
     fig.tight_layout()

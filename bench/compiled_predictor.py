@@ -2,11 +2,11 @@
 
 For single rows the in-process floor is XGBoost's per-call overhead, not the tree walk.
 treelite + tl2cgen turn the model into C, compiled with gcc into a shared library. This
-measures, on the same models as `bench/serve.py`: the start-up cost (conversion + compile),
+measures, on the same models as `bench.serve`: the start-up cost (conversion + compile),
 whether predictions are identical, and the per-call time for 1 and 1,000 rows, with and
 without parsing and formatting. It changes nothing in the server.
 
-    python bench/compiled_predictor.py [--quick]
+    python -m bench.compiled_predictor [--quick]
 
 Needs the `treelite` and `tl2cgen` packages (pinned in the `test` extra) and a C compiler at
 run time. Writes `compiled_predictor.json` into `--out` (default `bench/results/`).
@@ -20,15 +20,11 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as `python bench/compiled_predictor.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import xgboost as xgb

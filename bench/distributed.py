@@ -1,14 +1,14 @@
 """Distributed training on one machine: 1 vs 2 vs 3 hosts, time per round and what it is spent on.
 
 Each host is a process that joins the group exactly as `./train` does
-(`container.training.distributed.cluster`: tracker on the first host, XGBoost's collective),
+(`container.training.cluster.cluster`: tracker on the first host, XGBoost's collective),
 builds a `QuantileDMatrix` of its share of the rows and runs `Booster.update` rounds. Per round
 it reads its main thread's scheduler counters (`/proc/.../schedstat`): time on a CPU (compute,
 one thread per host), time ready but waiting for a CPU (other processes on the machine), and
 the rest of the wall time, when the thread sleeps: that is communication, sending, receiving
 and waiting for the other hosts.
 
-    python bench/distributed.py [--quick] [--hosts 1 2 3] [--rows 300000]
+    python -m bench.distributed [--quick] [--hosts 1 2 3] [--rows 300000]
 
 Writes `distributed.json` into `--out` (default `bench/results/`).
 """
@@ -19,7 +19,6 @@ import argparse
 import datetime
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,14 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as `python bench/distributed.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 import xgboost as xgb
 
+from bench.processes import free_port
 from container.settings import DistributedSettings
-from container.training.distributed import Hosts, cluster
+from container.training.cluster import Hosts, cluster
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = {
@@ -61,12 +58,6 @@ def thread_times() -> tuple[float, float]:
 def host_names(count: int) -> list[str]:
     """Loopback addresses as host names: every one resolves through the real lookup."""
     return [f"127.0.0.{i}" for i in range(1, count + 1)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_data(rows: int, features: int, path: Path) -> None:
@@ -130,9 +121,7 @@ def run_hosts(count: int, data: Path, rounds: int, work: Path) -> dict[str, Any]
     for name in names:
         result = work / f"{count}-{name}.json"
         argv = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--worker",
+            *(sys.executable, "-m", "bench.distributed", "--worker"),
             f"--host={name}",
             f"--names={','.join(names)}",
             f"--port={port}",
@@ -141,7 +130,9 @@ def run_hosts(count: int, data: Path, rounds: int, work: Path) -> dict[str, Any]
             f"--result={result}",
         ]
         log = (work / f"{count}-{name}.log").open("wb")
-        processes.append((subprocess.Popen(argv, env=env, stdout=log, stderr=log), result, log))
+        processes.append(
+            (subprocess.Popen(argv, env=env, cwd=REPO, stdout=log, stderr=log), result, log)
+        )
     hosts = []
     for process, result, log in processes:
         code = process.wait(timeout=1800)

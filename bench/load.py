@@ -86,8 +86,15 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_wrk(wrk: str, port: int, body: bytes, connections: int, duration_s: float) -> LoadResult:
-    """POST `body` as text/csv to /invocations with `connections` clients for `duration_s`."""
+def run_wrk(
+    wrk: str,
+    port: int,
+    body: bytes,
+    connections: int,
+    duration_s: float,
+    path: str = "/invocations",
+) -> LoadResult:
+    """POST `body` as text/csv to `path` with `connections` clients for `duration_s`."""
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         body_file = Path(tmp, "body.csv")
         body_file.write_bytes(body)
@@ -102,7 +109,7 @@ def run_wrk(wrk: str, port: int, body: bytes, connections: int, duration_s: floa
             "30s",
             "-s",
             str(script),
-            f"http://127.0.0.1:{port}/invocations",
+            f"http://127.0.0.1:{port}{path}",
         ]
         before = _children_cpu_s()
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)

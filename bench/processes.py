@@ -12,12 +12,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+SERVE = Path(__file__).resolve().parents[1] / "serve"
 
 
 def free_port() -> int:
@@ -83,6 +85,11 @@ def wait_for_ping(proc: subprocess.Popen[bytes], port: int, timeout_s: float, lo
     raise RuntimeError(f"no /ping 200 within {timeout_s} s; last lines of {log}:\n{tail(log)}")
 
 
+OURS_BESIDE_WORKERS = 4
+"""Processes of our `./serve` besides its gunicorn workers: the supervisor, nginx's master and
+worker, gunicorn's master."""
+
+
 def wait_for_processes(pid: int, count: int, timeout_s: float, settle_s: float = 0.3) -> None:
     """Wait until `pid`'s tree holds `count` processes (a server's master and every worker), then
     `settle_s` more for the last worker's start-up. A server answers /ping as soon as its first
@@ -93,6 +100,53 @@ def wait_for_processes(pid: int, count: int, timeout_s: float, settle_s: float =
             raise RuntimeError(f"process {pid} has {len(process_tree(pid))} of {count} processes")
         time.sleep(0.01)
     time.sleep(settle_s)
+
+
+def base_env() -> dict[str, str]:
+    """The caller's environment without settings that would change what a server does, this
+    interpreter's folder first on PATH, output unbuffered."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SAGEMAKER_", "XGB_", "OMP_", "GUNICORN_")) and k != "PYTHONPATH"
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def serve_env(base_dir: Path, port: int, workers: int, **extra: str) -> dict[str, str]:
+    """`base_env` with our `./serve` pointed at `base_dir`, 127.0.0.1:`port` and `workers`."""
+    return base_env() | {
+        "SAGEMAKER_BASE_DIR": str(base_dir),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
+        "XGB_SERVER_HOST": "127.0.0.1",
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def running_group(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    port: int,
+    log: Path,
+    processes: int,
+    cwd: Path | None = None,
+) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+    """Start a server's process group, wait until /ping answers 200 and its tree holds
+    `processes` processes (master and workers); yield it with the seconds from start to the
+    first 200. The group is stopped on leaving the block."""
+    start = time.perf_counter()
+    proc = start_group(argv, env, log, cwd=cwd)
+    try:
+        wait_for_ping(proc, port, timeout_s=120, log=log)
+        start_to_ping_s = time.perf_counter() - start
+        wait_for_processes(proc.pid, processes, timeout_s=60)
+        yield proc, start_to_ping_s
+    finally:
+        stop_group(proc)
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -1,8 +1,8 @@
-"""Serving benchmark (issue 8): our `./serve` against the classic BYOC server, a tuned one-file
+"""Serving benchmark: our `./serve` against the classic BYOC server, a tuned one-file
 Flask app and the in-process floor, all measured in one run on this machine.
 
-    python bench/serve.py            # full run, about 13 minutes on 2 cores
-    python bench/serve.py --quick    # tiny models and 1-second runs: checks that it all works
+    python -m bench.serve            # full run, about 13 minutes on 2 cores
+    python -m bench.serve --quick    # tiny models and 1-second runs: checks that it all works
 
 Writes `serve.json` and `serve.png` into `--out` (default `bench/results/`) and prints a table.
 Every server listens on 127.0.0.1 only, runs in its own process group and is killed at the end.
@@ -27,9 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as `python bench/serve.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 import xgboost as xgb
 
@@ -45,7 +42,10 @@ from bench.floor import (
 from bench.hostile import hostile_table, run_hostile
 from bench.load import ensure_wrk, post_csv, run_wrk
 from bench.processes import (
+    OURS_BESIDE_WORKERS,
+    SERVE,
     TreeSampler,
+    base_env,
     free_port,
     peak_by_process,
     process_tree,
@@ -53,10 +53,8 @@ from bench.processes import (
     reset_peaks,
     rss_by_process,
     rss_bytes,
-    start_group,
-    stop_group,
-    wait_for_ping,
-    wait_for_processes,
+    running_group,
+    serve_env,
 )
 from bench.workload import ModelSpec, make_features, model_specs, to_csv, train_model
 
@@ -127,32 +125,15 @@ class Config:
 # --- servers -------------------------------------------------------------------------------
 
 
-def _base_env() -> dict[str, str]:
-    """The caller's environment without settings that would change what a server does."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SAGEMAKER_", "XGB_", "OMP_", "GUNICORN_")) and k != "PYTHONPATH"
-    }
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def _server_argv(
     name: str, base_dir: Path, port: int, workers: int, batch_mb: int | None
 ) -> tuple[list[str], dict[str, str]]:
-    env = _base_env()
     if name == "ours":
-        env.update(
-            SAGEMAKER_BASE_DIR=str(base_dir),
-            SAGEMAKER_BIND_TO_PORT=str(port),
-            SAGEMAKER_MODEL_SERVER_WORKERS=str(workers),
-            XGB_SERVER_HOST="127.0.0.1",
-        )
+        batch = {}
         if batch_mb is not None:
-            env.update(SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB=str(batch_mb))
-        return [str(REPO / "serve")], env
+            batch = {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(batch_mb)}
+        return [str(SERVE)], serve_env(base_dir, port, workers, **batch)
+    env = base_env()
     env["PYTHONPATH"] = str(REPO)
     model = base_dir / "model" / MODEL_FILENAME
     module = {"classic": "bench.baseline_server", "tuned": "bench.tuned_server"}[name]
@@ -189,17 +170,13 @@ def running(
     port = free_port()
     argv, env = _server_argv(name, base_dir, port, workers, batch_mb)
     log = logs / f"{base_dir.name}-{name}{'-batch' if batch_mb else ''}.log"
-    start = time.perf_counter()
-    proc = start_group(argv, env, log, cwd=REPO)
-    try:
-        wait_for_ping(proc, port, timeout_s=120, log=log)
-        start_to_ping_s = time.perf_counter() - start
-        # ours: the supervisor, nginx's master and worker, gunicorn's master, the workers
-        extra = 4 if name == "ours" else 1
-        wait_for_processes(proc.pid, workers + extra, timeout_s=60)
+    # ours: the supervisor, nginx's master and worker, gunicorn's master, the workers
+    beside = OURS_BESIDE_WORKERS if name == "ours" else 1
+    with running_group(argv, env, port, log, workers + beside, cwd=REPO) as (
+        proc,
+        start_to_ping_s,
+    ):
         yield RunningServer(name, port, proc, start_to_ping_s)
-    finally:
-        stop_group(proc)
 
 
 # --- measurements --------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Soak: `./serve` at a steady request rate for a fixed time, with its memory sampled throughout.
 
-    python bench/soak.py --seconds 600      # the long soak (10 minutes)
-    python bench/soak.py --seconds 20       # what CI runs (tests/serving/test_faults.py)
+    python -m bench.soak --seconds 600      # the long soak (10 minutes)
+    python -m bench.soak --seconds 20       # what CI runs (tests/serving/test_faults.py)
 
 Requests go to 127.0.0.1 only, at `--rate` per second on a fixed schedule (open loop: a slow
 answer does not slow the schedule down); one in ten is a malformed body that must get its 400,
@@ -16,8 +16,6 @@ import argparse
 import datetime
 import http.client
 import json
-import os
-import sys
 import tempfile
 import threading
 import time
@@ -25,19 +23,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as `python bench/soak.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 import xgboost as xgb
 
 from bench.processes import (
+    OURS_BESIDE_WORKERS,
+    SERVE,
     free_port,
     process_tree,
     rss_by_process,
-    start_group,
-    stop_group,
-    wait_for_ping,
+    running_group,
+    serve_env,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -217,19 +213,12 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
     """Start `./serve`, load it for `args.seconds`, stop it; the results as a dict."""
     write_model(work)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "XGB_"))}
-    env.update(
-        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-        SAGEMAKER_BASE_DIR=str(work),
-        SAGEMAKER_BIND_TO_PORT=str(port),
-        SAGEMAKER_MODEL_SERVER_WORKERS=str(args.workers),
-        XGB_SERVER_HOST="127.0.0.1",
-    )
+    env = serve_env(work, port, args.workers)
     log = work / "serve.log"
-    server = start_group([str(REPO / "serve")], env, log)
-    try:
-        wait_for_ping(server, port, 60, log)
-        time.sleep(1)  # every worker booted
+    with running_group([str(SERVE)], env, port, log, args.workers + OURS_BESIDE_WORKERS) as (
+        server,
+        _,
+    ):
         workers_before = sorted(p for p in process_tree(server.pid) if p != server.pid)
         tally = Tally()
         stop = threading.Event()
@@ -244,8 +233,6 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
         stop.set()
         sampler.join()
         workers_after = sorted(p for p in process_tree(server.pid) if p != server.pid)
-    finally:
-        stop_group(server)
     latencies = np.array(tally.latencies_ms)
     sent = sum(tally.statuses.values())
     return {

@@ -1,7 +1,9 @@
 """Training benchmark (issue 8): our `./train` against bare `xgb.train` on the same CSV.
 
-    python bench/train.py                 # 1,000,000 rows × 50 features (about 0.5 GB of CSV)
-    python bench/train.py --rows 20000    # a quick size
+    python -m bench.train                 # 1,000,000 rows × 50 features (about 0.5 GB of CSV)
+    python -m bench.train --rows 20000    # a quick size
+    python -m bench.train --scaling 1000000,4000000,16000000   # in memory vs external memory
+    python -m bench.train --scaling 20000,80000                # the same, quick sizes
 
 The CSV is generated once and cached under `bench/.cache/`. Both runs are separate processes
 measured the same way: wall time from start to exit and peak RSS (the process's own high-water
@@ -11,6 +13,11 @@ run parses with pyarrow (multi-threaded, float32), builds a `QuantileDMatrix` an
 from the training log. The two runs alternate `--repeat` times (default 2) with the CSV in the
 page cache, and the fastest of each is kept: on a shared machine a busy moment then hits both.
 Writes `train.json` into `--out` (default `bench/results/`).
+
+`--scaling` runs `./train` on each size twice: in memory (`external_memory=false`, skipped
+where the container's memory rule says it would not fit) and from external memory
+(`external_memory=true`), and writes `train_scaling.json` and `train_scaling.png` (peak RSS
+and wall time against rows).
 """
 
 from __future__ import annotations
@@ -27,11 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as `python bench/train.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import xgboost as xgb
 
+from bench.charts import scaling_chart
 from bench.processes import TreeSampler, peak_rss_bytes, start_group, tail
 from bench.workload import DEPTH, FEATURES, write_training_csv
 
@@ -105,11 +110,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _opt_ml(base: Path, csv: Path) -> None:
+def _opt_ml(base: Path, csv: Path, hyperparameters: dict[str, str]) -> None:
     """An /opt/ml tree whose train channel holds `csv` (hard-linked when possible)."""
     config = base / "input" / "config"
     config.mkdir(parents=True)
-    (config / "hyperparameters.json").write_text(json.dumps(HYPERPARAMETERS))
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
     (config / "inputdataconfig.json").write_text(
         json.dumps({"train": {"ContentType": "text/csv", "TrainingInputMode": "File"}})
     )
@@ -126,9 +131,11 @@ def _opt_ml(base: Path, csv: Path) -> None:
         (base / folder).mkdir()
 
 
-def run_ours(csv: Path, work: Path) -> dict[str, Any]:
+def run_ours(
+    csv: Path, work: Path, hyperparameters: dict[str, str] = HYPERPARAMETERS
+) -> dict[str, Any]:
     base = work / "opt_ml"
-    _opt_ml(base, csv)
+    _opt_ml(base, csv, hyperparameters)
     env = _env() | {"SAGEMAKER_BASE_DIR": str(base)}
     log = work / "train.log"
     result = measure([str(REPO / "train")], env, log)
@@ -155,7 +162,7 @@ def run_ours(csv: Path, work: Path) -> dict[str, Any]:
 
 def run_bare(csv: Path, work: Path) -> dict[str, Any]:
     out = work / "bare.json"
-    argv = [sys.executable, str(REPO / "bench" / "bare_train.py"), str(csv), str(out)]
+    argv = [sys.executable, "-m", "bench.bare_train", str(csv), str(out)]
     argv += [json.dumps(BARE_PARAMS), str(ROUNDS)]
     log = work / "bare.log"
     result = measure(argv, _env(), log)
@@ -237,6 +244,78 @@ def run(rows: int, out: Path, repeats: int) -> dict[str, Any]:
     return results
 
 
+def run_scaling(sizes: list[int], out: Path) -> dict[str, Any]:
+    """`./train` in memory and from external memory on each size: peak RSS and wall time."""
+    from container.training import data_loading, external_memory
+
+    limit = external_memory.memory_limit()
+    points = []
+    for rows in sizes:
+        csv = training_csv(rows)
+        estimate = external_memory.estimate_data_bytes([csv], data_loading.CSV)
+        fits = not external_memory.decide("auto", estimate, limit).external
+        point: dict[str, Any] = {
+            "rows": rows,
+            "csv_bytes": csv.stat().st_size,
+            "float32_matrix_bytes": rows * FEATURES * 4,
+        }
+        with tempfile.TemporaryDirectory(prefix="bench-scaling-", dir=CACHE) as tmp:
+            for mode, setting in (("in_memory", "false"), ("external", "true")):
+                if mode == "in_memory" and not fits:
+                    point[mode] = None  # would not fit: the job would refuse to start
+                    continue
+                print(f"{rows:,} rows, {mode.replace('_', ' ')} ...", flush=True)
+                work = Path(tmp) / mode
+                work.mkdir()
+                hyperparameters = HYPERPARAMETERS | {"external_memory": setting}
+                result = run_ours(csv, work, hyperparameters)
+                point[mode] = {
+                    key: result[key] for key in ("wall_s", "peak_rss_bytes", "ingest_s")
+                } | {"matrix": result["ingest_matrix"], "rounds": result["model_rounds"]}
+        if point["in_memory"]:
+            point["external_vs_in_memory_wall"] = (
+                point["external"]["wall_s"] / point["in_memory"]["wall_s"]
+            )
+        points.append(point)
+    results = {
+        "meta": {
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "features": FEATURES,
+            "hyperparameters": HYPERPARAMETERS,
+            "memory_limit_bytes": limit[0],
+            "memory_limit_source": limit[1],
+            "cpus": os.cpu_count(),
+            "xgboost": xgb.__version__,
+            "load_average": os.getloadavg(),
+        },
+        "points": points,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_scaling.json").write_text(json.dumps(results, indent=2) + "\n")
+    scaling_chart(results, out / "train_scaling.png")
+    return results
+
+
+def scaling_table(results: dict[str, Any]) -> str:
+    mib = 2**20
+    lines = [f"{'rows':>12}  {'float32':>9}  {'in memory':>22}  {'external':>22}  ext/in wall"]
+    for point in results["points"]:
+        cells = []
+        for mode in ("in_memory", "external"):
+            run = point[mode]
+            cells.append(
+                "would not fit"
+                if run is None
+                else f"{run['wall_s']:7.1f} s {run['peak_rss_bytes'] / mib:7.0f} MiB"
+            )
+        ratio = point.get("external_vs_in_memory_wall")
+        lines.append(
+            f"{point['rows']:>12,}  {point['float32_matrix_bytes'] / mib:>5.0f} MiB  "
+            f"{cells[0]:>22}  {cells[1]:>22}  {'' if ratio is None else f'{ratio:.2f}x'}"
+        )
+    return "\n".join(lines)
+
+
 def _s(seconds: float | None) -> str:
     return "not logged" if seconds is None else f"{seconds:.2f} s"
 
@@ -267,7 +346,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the training CSV")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--repeat", type=int, default=2, help="alternated runs of each (best kept)")
+    parser.add_argument(
+        "--scaling",
+        metavar="ROWS,ROWS,...",
+        help="in memory vs external memory on these sizes (e.g. 1000000,4000000,16000000)",
+    )
     args = parser.parse_args()
+    if args.scaling:
+        sizes = [int(size) for size in args.scaling.split(",")]
+        print(scaling_table(run_scaling(sizes, args.out)))
+        return
     print(table(run(args.rows, args.out, args.repeat)))
 
 

@@ -26,7 +26,6 @@ restarted (spot) job resumes from. Paths come from `SAGEMAKER_BASE_DIR`, as in t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,10 +36,10 @@ import xgboost as xgb
 from container.errors import ClientError
 from container.settings import MODEL_FILENAME, Settings
 from container.training.checkpoints import Checkpoint, CheckpointStore
+from container.training.cluster import Cluster, Hosts, cluster, hosts_from_config
 from container.training.data_loading import Dataset, load_channel, to_dmatrix
-from container.training.distributed import Cluster, Hosts, cluster, hosts_from_config, read_hosts
 from container.training.hyperparameters import Hyperparameters
-from container.training.job import checkpoint_dir, load_share, save_model
+from container.training.job import FailureFile, checkpoint_dir, load_share, read_config, save_model
 
 __all__ = [
     "MODEL_FILENAME",
@@ -71,14 +70,6 @@ def model_file(settings: Settings | None = None) -> Path:
     return _settings(settings).paths.model_file
 
 
-def _channel_configs(settings: Settings) -> dict[str, Any]:
-    path = settings.paths.input_data_config_file
-    if not path.is_file():
-        return {}
-    config = json.loads(path.read_text())
-    return config if isinstance(config, dict) else {}
-
-
 def read_channel(
     name: str,
     *,
@@ -91,7 +82,7 @@ def read_channel(
     host's share of it when `hosts` names several. The format comes from `content_type`, the
     channel's ContentType, or the files themselves."""
     settings = _settings(settings)
-    channels = _channel_configs(settings)
+    channels = read_config(settings).input_data
     config = dict(channels.get(name, {}))
     if content_type:
         config["ContentType"] = content_type
@@ -120,8 +111,9 @@ def training_cluster(settings: Settings | None = None) -> Iterator[Cluster]:
     Inside, XGBoost trains one model across the hosts; `cluster.is_master` says which host
     writes the model."""
     settings = _settings(settings)
-    hosts = read_hosts(settings.paths.resource_config_file)
-    with cluster(hosts, settings.distributed, settings.paths.failure_file) as group:
+    resources = read_config(settings).resources
+    hosts = hosts_from_config(resources, str(settings.paths.resource_config_file))
+    with cluster(hosts, settings.distributed, FailureFile(settings.paths.failure_file)) as group:
         yield group
 
 

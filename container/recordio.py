@@ -16,6 +16,7 @@ The framing is written here: sagemaker-training reads and writes it only in priv
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import struct
 from collections.abc import Iterable, Iterator
@@ -125,6 +126,28 @@ def read_rows(stream: BinaryIO, with_labels: bool) -> RecordRows:
 
     Raises `RecordIOError` naming the record at fault.
     """
+    return next(read_row_batches(stream, with_labels))
+
+
+def read_row_batches(
+    stream: BinaryIO, with_labels: bool, batch_records: int | None = None
+) -> Iterator[RecordRows]:
+    """`read_rows` a batch of at most `batch_records` records at a time (all at once: None)."""
+    payloads = read_payloads(stream)
+    first = 1
+    while True:
+        batch = itertools.islice(payloads, batch_records)
+        rows = _rows(batch, with_labels, first)
+        if rows.num_rows == 0 and first > 1:
+            return
+        yield rows
+        if batch_records is None or rows.num_rows < batch_records:
+            return
+        first += rows.num_rows
+
+
+def _rows(payloads: Iterator[bytes], with_labels: bool, first: int) -> RecordRows:
+    """Decode `payloads`, numbered from `first` in messages."""
     from google.protobuf.message import DecodeError
 
     record = _new_record()
@@ -132,7 +155,7 @@ def read_rows(stream: BinaryIO, with_labels: bool) -> RecordRows:
     data: list[np.ndarray] = []
     indices: list[np.ndarray | None] = []
     widths: list[int] = []
-    for number, payload in enumerate(read_payloads(stream), 1):
+    for number, payload in enumerate(payloads, first):
         try:
             record.ParseFromString(payload)
         except DecodeError as exc:

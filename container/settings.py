@@ -13,6 +13,8 @@ from pathlib import Path
 
 DEFAULT_BASE_DIR = "/opt/ml"
 MODEL_FILENAME = "xgboost-model"
+DEFAULT_MAX_COLUMNS = 100_000
+"""Features a request row, and the model serving it, may have (`XGB_SERVER_MAX_COLUMNS`)."""
 """The model file name shared by training and serving (the built-in algorithm's name)."""
 
 REALTIME_MAX_PAYLOAD_MB = 6
@@ -77,6 +79,11 @@ class Paths:
         return self.model_dir / MODEL_FILENAME
 
     @property
+    def models_dir(self) -> Path:
+        """Where SageMaker extracts each model of a multi-model endpoint (`models/<name>/model`)."""
+        return self.base_dir / "models"
+
+    @property
     def output_dir(self) -> Path:
         return self.base_dir / "output"
 
@@ -117,6 +124,11 @@ class ServingSettings:
     """Seconds a client has to send a whole request (`XGB_SERVER_READ_TIMEOUT_S`); then 408."""
     host: str = "0.0.0.0"
     """The address `serve` binds (`XGB_SERVER_HOST`; tests use 127.0.0.1)."""
+    multi_model: bool = False
+    """`SAGEMAKER_MULTI_MODEL=true`: serve SageMaker's multi-model contract (`/models`)."""
+    model_memory_mb: int | None = None
+    """`XGB_SERVER_MODEL_MEMORY_MB`: the memory loaded models may take, all workers together;
+    None derives it from the container's memory limit (`model_memory.py`)."""
 
     @property
     def max_payload_mb(self) -> int:
@@ -173,11 +185,17 @@ class Settings:
             batch=batch,
             max_payload_bytes=max_payload,
             max_rows=_int(env, "XGB_SERVER_MAX_ROWS", 1_000_000),
-            max_columns=_int(env, "XGB_SERVER_MAX_COLUMNS", 100_000),
+            max_columns=_int(env, "XGB_SERVER_MAX_COLUMNS", DEFAULT_MAX_COLUMNS),
             program=program,
             host=env.get("XGB_SERVER_HOST", "").strip() or "0.0.0.0",
             # Below the worker timeout, so a slow client gets its 408 before gunicorn kills.
             read_timeout_s=_int(env, "XGB_SERVER_READ_TIMEOUT_S", max(1, timeout_s // 2)),
+            multi_model=env.get("SAGEMAKER_MULTI_MODEL", "").strip().lower() in _TRUE,
+            model_memory_mb=(
+                _int(env, "XGB_SERVER_MODEL_MEMORY_MB", 1)
+                if env.get("XGB_SERVER_MODEL_MEMORY_MB", "").strip()
+                else None
+            ),
         )
         distributed = DistributedSettings(
             tracker_port=_int(env, "XGB_TRACKER_PORT", DistributedSettings.tracker_port),

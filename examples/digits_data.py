@@ -1,7 +1,8 @@
 """scikit-learn's bundled digits set (10 classes, offline) written as SageMaker CSV channels.
 
 The files follow the built-in XGBoost algorithm's CSV convention: no header, label in the first
-column. The test rows are written without their label, as a batch transform input would be.
+column. The test rows are written twice: without their label, as a batch transform input would
+be, and with it (label first) for an evaluation job to score.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sklearn.model_selection import train_test_split
 TRAIN_FILE = "train/digits-train.csv"
 VALIDATION_FILE = "validation/digits-validation.csv"
 TEST_FEATURES_FILE = "batch/digits-test.csv"
+TEST_FILE = "test/digits-test.csv"
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class DigitsSplit:
     train_dir: Path
     validation_dir: Path
     batch_dir: Path
+    test_dir: Path
     test_features: np.ndarray
     test_labels: np.ndarray
 
@@ -54,10 +57,12 @@ def write_digits_csv(data_dir: Path, seed: int = 0) -> DigitsSplit:
     _write_csv(data_dir / TRAIN_FILE, np.column_stack([y_train, x_train]))
     _write_csv(data_dir / VALIDATION_FILE, np.column_stack([y_valid, x_valid]))
     _write_csv(data_dir / TEST_FEATURES_FILE, x_test)
+    _write_csv(data_dir / TEST_FILE, np.column_stack([y_test, x_test]))
     return DigitsSplit(
         train_dir=(data_dir / TRAIN_FILE).parent,
         validation_dir=(data_dir / VALIDATION_FILE).parent,
         batch_dir=(data_dir / TEST_FEATURES_FILE).parent,
+        test_dir=(data_dir / TEST_FILE).parent,
         test_features=x_test,
         test_labels=y_test.astype(int),
     )

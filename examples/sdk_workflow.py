@@ -17,10 +17,7 @@ import argparse
 import contextlib
 import io
 import json
-import logging
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,26 +38,17 @@ from sagemaker.session import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from digits_data import DigitsSplit, write_digits_csv
-from example_hyperparameters import HYPERPARAMETERS
-
-DEFAULT_LOCAL_IMAGE = "sagemaker-xgboost-byoc:latest"
-LOCAL_ROLE = "arn:aws:iam::111111111111:role/local-mode-needs-no-role"
-
-
-# The training log prints one line per round, `[9]<TAB>train-mlogloss:0.45<TAB>validation-...`,
-# which CloudWatch shows with `#011` for the tab; the regexes are docs/training.md's (Metrics).
-# XGBoost's default metric for multi:softmax is mlogloss; eval_metric=merror adds merror lines.
-METRIC_DEFINITIONS = [
-    {"Name": f"{channel}:{metric}", "Regex": rf".*\[[0-9]+\].*#011{channel}-{metric}:([-+0-9.eE]+)"}
-    for metric in ("mlogloss", "merror")
-    for channel in ("train", "validation")
-]
-
-# SDK defaults config that switches the SDK's telemetry calls off (they fail noisily offline).
-TELEMETRY_OFF = {
-    "SchemaVersion": "1.0",
-    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
-}
+from pipeline_steps.join_predictions import join_lines
+from sdk_setup import (
+    DEFAULT_LOCAL_IMAGE,
+    LOCAL_ROLE,
+    METRIC_DEFINITIONS,
+    TELEMETRY_OFF,
+    configure_local_mode,
+    digits_estimator,
+    quiet_sdk_logging,
+    remove_local_containers,
+)
 
 
 @dataclass(frozen=True)
@@ -76,24 +64,10 @@ class Target:
     local: bool
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def local_target(image_uri: str, work_dir: Path) -> Target:
     """Local mode: the SDK runs our image with docker compose; data and outputs stay on disk."""
     session = LocalSession(sagemaker_config=TELEMETRY_OFF)
-    containers = work_dir / "containers"
-    containers.mkdir(parents=True, exist_ok=True)
-    session.config = {
-        "local": {
-            "local_code": True,
-            "container_root": str(containers),
-            "serving_port": _free_port(),
-        }
-    }
+    configure_local_mode(session, work_dir / "containers")
     return Target(
         session=session,
         image_uri=image_uri,
@@ -119,29 +93,6 @@ def aws_target(args: argparse.Namespace) -> Target:
         output_uri=f"{base}/output",
         local=False,
     )
-
-
-def remove_local_containers(container_root: Path) -> None:
-    """Remove the containers local mode leaves behind, and its network once nothing uses it."""
-    listing = subprocess.run(
-        [
-            "docker",
-            "ps",
-            "-a",
-            "--format",
-            '{{.ID}} {{.Label "com.docker.compose.project.working_dir"}}',
-        ],
-        capture_output=True,
-        text=True,
-    )
-    ours = [
-        fields[0]
-        for fields in (line.split(" ", 1) for line in listing.stdout.splitlines())
-        if len(fields) == 2 and Path(fields[1]).is_relative_to(container_root)
-    ]
-    if ours:
-        subprocess.run(["docker", "rm", "-f", *ours], capture_output=True)
-    subprocess.run(["docker", "network", "rm", "sagemaker-local"], capture_output=True)
 
 
 def upload(target: Target, folder: Path, work_dir: Path) -> str:
@@ -193,17 +144,9 @@ def read_metrics(log: str) -> dict[str, float]:
 
 def train(target: Target, train_uri: str, validation_uri: str) -> tuple[Estimator, str]:
     """Fit the example hyperparameters; returns the estimator and the job log it printed."""
-    estimator = Estimator(
-        image_uri=target.image_uri,
-        role=target.role,
-        instance_count=1,
-        instance_type=target.instance_type,
-        output_path=target.output_uri,
-        sagemaker_session=target.session,
-        metric_definitions=METRIC_DEFINITIONS,
-        base_job_name="xgboost-byoc-digits",
+    estimator = digits_estimator(
+        target.session, target.image_uri, target.role, target.instance_type, target.output_uri
     )
-    estimator.set_hyperparameters(**HYPERPARAMETERS)
     with captured_stdout() as log:
         estimator.fit(
             {
@@ -262,18 +205,6 @@ def batch_transform(estimator: Estimator, target: Target, batch_uri: str) -> str
     return S3Downloader.read_file(f"{output_uri}/{out_name}", sagemaker_session=target.session)
 
 
-def join_to_inputs(input_text: str, output_text: str) -> list[str]:
-    """Each input line with its prediction appended, as SageMaker's join_source="Input" does."""
-    inputs = input_text.splitlines()
-    outputs = output_text.splitlines()
-    if len(inputs) != len(outputs):
-        raise RuntimeError(
-            f"The batch transform returned {len(outputs)} lines for {len(inputs)} input lines; "
-            "each input line must give exactly one output line."
-        )
-    return [f"{row},{prediction}" for row, prediction in zip(inputs, outputs, strict=True)]
-
-
 def run(target: Target, work_dir: Path) -> dict:
     """The whole flow; returns what it measured."""
     data: DigitsSplit = write_digits_csv(work_dir / "data")
@@ -313,7 +244,7 @@ def run(target: Target, work_dir: Path) -> dict:
     started = time.monotonic()
     output_text = batch_transform(estimator, target, batch_uri)
     seconds["transform"] = round(time.monotonic() - started, 1)
-    joined = join_to_inputs(data.batch_file.read_text(), output_text)
+    joined = join_lines(data.batch_file.read_text(), output_text)
     joined_file = work_dir / "batch-joined.csv"
     joined_file.write_text("\n".join(joined) + "\n")
     batch_predictions = np.array([int(float(line.rsplit(",", 1)[1])) for line in joined])
@@ -362,8 +293,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # SDK v2 logs "will collect telemetry" on every call, even with TelemetryOptOut set.
-    logging.getLogger("sagemaker.telemetry.telemetry_logging").setLevel(logging.WARNING)
+    quiet_sdk_logging()
     with contextlib.ExitStack() as stack:
         if args.work_dir:
             work_dir = args.work_dir.resolve()

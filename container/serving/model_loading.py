@@ -19,7 +19,8 @@ from pathlib import Path
 import xgboost as xgb
 
 from container.errors import ModelLoadError
-from container.settings import MODEL_FILENAME
+from container.serving.nesting import MAX_MODEL_NESTING, json_depth, ubjson_depth
+from container.settings import DEFAULT_MAX_COLUMNS, MODEL_FILENAME
 
 log = logging.getLogger(__name__)
 
@@ -140,16 +141,20 @@ def fold_files(model_dir: Path) -> list[Path]:
     return [found[i] for i in sorted(found)]
 
 
-def load_model(model_dir: Path, nthread: int = 1) -> LoadedModel:
+def load_model(
+    model_dir: Path, nthread: int = 1, max_features: int = DEFAULT_MAX_COLUMNS
+) -> LoadedModel:
     """Load `model_dir/xgboost-model` with `nthread` OpenMP threads (1 before forking workers);
     without it, a cross-validation job's `xgboost-model-N` files as one averaged model.
 
-    Raises `ModelLoadError` with a sentence for a missing, unsafe, old or broken model.
+    Raises `ModelLoadError` with a sentence for a missing, unsafe, old or broken model, one
+    nested deeper than XGBoost's parser survives, or one declaring more than `max_features`
+    features (`XGB_SERVER_MAX_COLUMNS`: each worker predicts a row that wide at start-up).
     """
     path = model_dir / MODEL_FILENAME
     folds = [] if path.is_file() else fold_files(model_dir)
     if folds:
-        return _load_ensemble(folds, nthread)
+        return _load_ensemble(folds, nthread, max_features)
     if not path.is_file():
         present = sorted(p.name for p in model_dir.iterdir()) if model_dir.is_dir() else []
         where = (
@@ -162,12 +167,12 @@ def load_model(model_dir: Path, nthread: int = 1) -> LoadedModel:
             "`train` or by SageMaker's built-in XGBoost algorithm (JSON or UBJSON), or the "
             f"`{MODEL_FILENAME}-0 .. -N` models of a `_kfold` job."
         )
-    return _load_one(path, nthread)
+    return _load_one(path, nthread, max_features)
 
 
-def _load_ensemble(paths: list[Path], nthread: int) -> LoadedModel:
+def _load_ensemble(paths: list[Path], nthread: int, max_features: int) -> LoadedModel:
     """Load every fold's model; they must agree on what they predict."""
-    models = [_load_one(path, nthread) for path in paths]
+    models = [_load_one(path, nthread, max_features) for path in paths]
     first = models[0]
     for path, model in zip(paths[1:], models[1:], strict=True):
         facts = (model.objective, model.num_features, model.num_class, model.num_target)
@@ -190,8 +195,23 @@ def _load_ensemble(paths: list[Path], nthread: int) -> LoadedModel:
     )
 
 
-def _load_one(path: Path, nthread: int) -> LoadedModel:
-    """Load one model file, refusing pickles and the old binary format by their bytes."""
+def _check_nesting(path: Path, data: bytes, kind: str) -> None:
+    """Refuse a document nested deeper than `MAX_MODEL_NESTING` before XGBoost parses it."""
+    try:
+        depth = json_depth(data) if kind == "json" else ubjson_depth(data)
+    except ValueError:
+        return  # malformed where the scan stopped, no deeper than the limit: XGBoost names it
+    if depth > MAX_MODEL_NESTING:
+        raise ModelLoadError(
+            f"{path} nests its arrays and objects more than {MAX_MODEL_NESTING} levels deep; "
+            "a model XGBoost writes nests under 10, and XGBoost's parser crashes on a file "
+            f"nested tens of thousands deep, so it is not loaded. {RESAVE_HINT}"
+        )
+
+
+def _load_one(path: Path, nthread: int, max_features: int) -> LoadedModel:
+    """Load one model file, refusing pickles and the old binary format by their bytes, and
+    models too deeply nested or too wide to serve."""
     data = path.read_bytes()
     kind = sniff_format(data)
     if kind in ("pickle", "compressed-pickle", "legacy-binary"):
@@ -200,6 +220,7 @@ def _load_one(path: Path, nthread: int) -> LoadedModel:
         raise ModelLoadError(
             f"{path} ({len(data)} bytes) is neither an XGBoost JSON nor UBJSON model. {RESAVE_HINT}"
         )
+    _check_nesting(path, data, kind)
     try:
         # XGBoost runs parallel regions while it builds the booster, with the global thread
         # count unless told otherwise; a multi-threaded OpenMP pool in the gunicorn master hangs
@@ -215,14 +236,7 @@ def _load_one(path: Path, nthread: int) -> LoadedModel:
             f"{first_line}. Check that the file is complete; {RESAVE_HINT}"
         ) from exc
     booster.set_param("nthread", nthread)
-    params = config["learner_model_param"]
-    model = LoadedModel(
-        booster=booster,
-        objective=config["objective"]["name"],
-        num_features=booster.num_features(),
-        num_class=int(params.get("num_class", "0") or 0),
-        num_target=int(params.get("num_target", "1") or 1),
-    )
+    model = describe(booster, config, max_features, str(path))
     log.info(
         "Loaded %s (%s, objective %s, %d features, %d rounds)",
         path,
@@ -232,3 +246,32 @@ def _load_one(path: Path, nthread: int) -> LoadedModel:
         booster.num_boosted_rounds(),
     )
     return model
+
+
+def describe(
+    booster: xgb.Booster,
+    config: dict | None = None,
+    max_features: int = DEFAULT_MAX_COLUMNS,
+    source: str = "The model",
+) -> LoadedModel:
+    """The facts serving needs about a loaded `booster` (its `learner` config, when already
+    read); a declared feature count over `max_features` is refused with a sentence."""
+    if config is None:
+        config = json.loads(booster.save_config())["learner"]
+    params = config["learner_model_param"]
+    num_features = booster.num_features()
+    if num_features > max_features:
+        declared = params.get("num_feature", num_features)
+        raise ModelLoadError(
+            f"{source} declares {declared} features (num_feature); serving allows at most "
+            f"{max_features} (XGB_SERVER_MAX_COLUMNS). A negative num_feature reads as a number "
+            "near 2^32. Re-save the model from the XGBoost that trained it, or raise "
+            "XGB_SERVER_MAX_COLUMNS if the model really is that wide."
+        )
+    return LoadedModel(
+        booster=booster,
+        objective=config["objective"]["name"],
+        num_features=num_features,
+        num_class=int(params.get("num_class", "0") or 0),
+        num_target=int(params.get("num_target", "1") or 1),
+    )

@@ -121,6 +121,14 @@ class Predictor:
             [b.inplace_predict(features, validate_features=False) for b in self.model.boosters]
         )
 
+    def predict_other(self, data: object) -> np.ndarray:
+        """Predictions for what a user's input_fn returned: an `xgb.DMatrix` or a DataFrame."""
+        import xgboost as xgb
+
+        if isinstance(data, xgb.DMatrix):
+            return _mean([booster.predict(data) for booster in self.model.boosters])
+        return _mean([booster.inplace_predict(data) for booster in self.model.boosters])
+
     @staticmethod
     def _fit_sparse(features: scipy.sparse.csr_matrix, expected: int) -> scipy.sparse.csr_matrix:
         """Widen sparse rows to the model's width (absent trailing indices are missing values)."""

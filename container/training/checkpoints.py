@@ -3,18 +3,24 @@
 Files are `xgboost-checkpoint.<rounds>.ubj` (XGBoost's portable UBJSON, never a pickle), written
 to a hidden temporary name, synced and renamed into place, so a half-written file is never seen.
 The rounds in the name are checked against the model when it is loaded; a file that does not
-load is skipped with a log line and the next older one is tried.
+load is skipped with a log line and the next older one is tried. In a multi-host job only the
+master writes checkpoints, and `share_checkpoint` hands the one it resumes from to every host.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import xgboost as xgb
+from xgboost import collective
+
+from container.training.cluster import MASTER_RANK
 
 logger = logging.getLogger(__name__)
 
@@ -103,3 +109,46 @@ class CheckpointStore:
                 continue
             return Checkpoint(booster=booster, rounds=rounds, path=path)
         return None
+
+
+def share_from_master(payload: bytes | None) -> bytes | None:
+    """The master's `payload` on every host (e.g. the checkpoint it resumes from), or None.
+
+    Uses the collective's allreduce on raw bytes (no pickling): a length, then the bytes, to
+    which every other host adds zeros. Outside a group it returns `payload` unchanged.
+    """
+    if not collective.is_distributed():
+        return payload
+    is_master = collective.get_rank() == MASTER_RANK
+    length = -1 if payload is None or not is_master else len(payload)
+    length = int(collective.allreduce(np.array([length], dtype=np.int64), collective.Op.MAX)[0])
+    if length < 0:
+        return None
+    buffer = np.zeros(length, dtype=np.uint8)
+    if is_master and payload is not None:
+        buffer[:] = np.frombuffer(payload, dtype=np.uint8)
+    return collective.allreduce(buffer, collective.Op.BITWISE_OR).tobytes()
+
+
+def share_checkpoint(found: Checkpoint | None) -> Checkpoint | None:
+    """The checkpoint the master resumes from, on every host, so all start at the same round.
+
+    Only the master writes checkpoints; what another host finds on its own disk is ignored.
+    Every host must call this (it is a collective step when training on several hosts).
+    """
+    if not collective.is_distributed():
+        return found
+    is_master = collective.get_rank() == MASTER_RANK
+    payload = None
+    if is_master and found is not None:
+        header = json.dumps({"rounds": found.rounds, "path": str(found.path)}).encode()
+        payload = header + b"\n" + bytes(found.booster.save_raw("ubj"))
+    shared = share_from_master(payload)
+    if shared is None:
+        return None
+    if is_master:
+        return found
+    header, _, model = shared.partition(b"\n")
+    meta = json.loads(header)
+    booster = xgb.Booster(model_file=bytearray(model))
+    return Checkpoint(booster=booster, rounds=int(meta["rounds"]), path=Path(meta["path"]))

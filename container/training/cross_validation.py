@@ -27,10 +27,10 @@ import xgboost as xgb
 
 from container.errors import ClientError
 from container.settings import MODEL_FILENAME, Settings
-from container.training import boosting, data_loading
+from container.training import boosting, data_loading, python_metrics
 from container.training.hyperparameters import Hyperparameters
-from container.training.metrics import RoundPrinter, Score, format_round, parse_eval
-from container.training.termination import StopRequest
+from container.training.metrics import Score
+from container.training.termination import MODEL_SAVE, PARSING, ROUNDS, StopRequest
 
 if TYPE_CHECKING:
     from container.training.data_loading import Dataset
@@ -63,8 +63,11 @@ def run(
             "set the instance count to 1, or remove _kfold to train one model on all hosts."
         )
     _warn_about_checkpoints(settings)
+    stop.enter(
+        PARSING, "channels 'train' and 'validation'" if has_validation else "channel 'train'"
+    )
     rows = _load(settings, config.input_data, hyperparameters, has_validation)
-    matrix = data_loading.to_dmatrix(rows, hyperparameters, sliceable=True)
+    matrix = data_loading.to_dmatrix(rows, hyperparameters, sliceable=True, stop=stop)
     label = rows.label
     del rows
     kfold, repeats = hyperparameters.kfold, hyperparameters.num_cv_round
@@ -75,6 +78,7 @@ def run(
         len(label),
     )
     predictions = OutOfFoldPredictions(label, repeats, hyperparameters.objective)
+    stop.enter(ROUNDS, f"{kfold * repeats} fold models")
     models: list[xgb.Booster] = []
     scores: list[list[Score]] = []
     for index, (train_rows, held_out) in enumerate(_folds(label, hyperparameters)):
@@ -96,7 +100,9 @@ def run(
     if repeats > 1:
         logger.info("Cross-validation: mean over all %d rounds.", repeats)
         _print_mean(hyperparameters.num_round, scores)
+    stop.enter(MODEL_SAVE, f"{len(models)} fold models")
     _save(models, predictions, settings)
+    stop.outcome = f"the {len(models)} fold models and the out-of-fold predictions were written"
 
 
 def _warn_about_checkpoints(settings: Settings) -> None:
@@ -210,6 +216,7 @@ def _train_fold(
     evals = [(dtrain, "train"), (dvalid, "validation")]
     booster = xgb.Booster(hyperparameters.xgboost_params, [dtrain, dvalid])
     rounds = hyperparameters.early_stopping_rounds
+    metrics = python_metrics.for_job(hyperparameters)
     try:
         result = boosting.boost(
             booster,
@@ -217,14 +224,18 @@ def _train_fold(
             evals,
             num_round=hyperparameters.num_round,
             start_round=0,
-            printer=RoundPrinter(enabled=True),
+            monitor=boosting.round_monitor(),
             stop=stop,
-            early_stopping=boosting.EarlyStopping(rounds) if rounds else None,
+            early_stopping=(
+                boosting.EarlyStopping(rounds, hyperparameters.watched_metric) if rounds else None
+            ),
+            python_metrics=metrics,
+            last_metric=hyperparameters.tuning_metric,
         )
     except xgb.core.XGBoostError as exc:
         raise ClientError(f"XGBoost stopped training: {data_loading.first_line(exc)}") from None
     model = boosting.keep_best(result)
-    final = parse_eval(model.eval_set(evals, result.rounds))
+    final = boosting.evaluate(model, evals, result.rounds, metrics, hyperparameters.tuning_metric)
     return model, final
 
 
@@ -239,7 +250,7 @@ def _print_mean(num_round: int, scores: list[list[Score]]) -> None:
         Score(first.data, first.metric, float(np.mean([fold[i].value for fold in scores])))
         for i, first in enumerate(scores[0])
     ]
-    print(format_round(num_round, means), flush=True)
+    boosting.round_monitor().after_iteration(None, num_round, boosting.evals_log(means))
 
 
 def _save(models: list[xgb.Booster], predictions: OutOfFoldPredictions, settings: Settings) -> None:

@@ -4,7 +4,9 @@ A channel is every non-hidden file under `input/data/<channel>/`, nested folders
 Its rows become one `Dataset`, which `to_dmatrix` hands to XGBoost without another copy
 (a `QuantileDMatrix` for the `hist` tree method, which is also the default). With `spill`,
 dense channels (CSV, Parquet) are read as a stream whose features go to a `FeatureSpill` on
-disk, so that memory never holds them whole; labels and weights stay in memory.
+disk, so that memory never holds them whole; labels and weights stay in memory. With
+`external`, every channel is spilled (sparse ones too, as CSR pieces) and becomes an
+`ExtMemQuantileDMatrix` whose pages live on disk (`container.training.external_memory`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 import xgboost as xgb
+from werkzeug.http import parse_options_header
 
 from container import recordio
 from container.errors import ClientError
 from container.training import readers
 from container.training.hyperparameters import Hyperparameters
-from container.training.spill import FeatureSpill, SpillIterator
+from container.training.spill import FeatureSpill, SparseSpill, SpillIterator
+from container.training.termination import MATRIX_BUILD, PARSING, SPILLING, StopRequest
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +51,11 @@ STREAMS: dict[str, Callable[[Path, bool], Iterator[readers.Batch]]] = {
     PARQUET: readers.stream_parquet,
 }
 """Dense content types → their streaming reader, for channels spilled to disk."""
+SPARSE_STREAMS: dict[str, Callable[[Path, bool], Iterator[readers.Batch]]] = {
+    LIBSVM: readers.stream_libsvm,
+    RECORDIO_PROTOBUF: readers.stream_recordio_protobuf,
+}
+"""Sparse content types → their streaming reader, for external-memory training."""
 
 ALIASES = {
     "csv": CSV,
@@ -75,13 +84,16 @@ class Dataset(readers.LabelledRows):
 
     channel: str
     content_type: str
-    features: pa.Table | sp.csr_matrix | FeatureSpill
+    features: pa.Table | sp.csr_matrix | FeatureSpill | SparseSpill
     label: np.ndarray
     weight: np.ndarray | None
     qid: np.ndarray | None
     files: int
     bytes_read: int
     seconds: float
+    spill_rows: slice | None = None
+    """The rows of a spilled channel this host keeps, when hosts split rows (labels etc. hold
+    only those already)."""
 
     @property
     def is_sparse(self) -> bool:
@@ -89,7 +101,7 @@ class Dataset(readers.LabelledRows):
 
     @property
     def is_spilled(self) -> bool:
-        return isinstance(self.features, FeatureSpill)
+        return isinstance(self.features, (FeatureSpill, SparseSpill))
 
 
 def supported_content_types() -> str:
@@ -98,19 +110,18 @@ def supported_content_types() -> str:
 
 def normalize_content_type(raw: str, channel: str) -> str:
     """`text/csv; label_size=1` → `text/csv`; unknown types fail with the supported list."""
-    mime, *params = (part.strip() for part in raw.split(";"))
+    mime, params = parse_options_header(raw)
     mime = ALIASES.get(mime.lower(), mime.lower())
     if mime not in READERS:
         raise ClientError(
             f"Channel '{channel}' has ContentType {raw!r}, which is not supported; "
             f"use one of {supported_content_types()}."
         )
-    for param in params:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "label_size" and value.strip() != "1":
-            raise ClientError(
-                f"Channel '{channel}' has ContentType {raw!r}: only label_size=1 is supported."
-            )
+    label_size = params.get("label_size")
+    if label_size is not None and label_size.strip() != "1":
+        raise ClientError(
+            f"Channel '{channel}' has ContentType {raw!r}: only label_size=1 is supported."
+        )
     return mime
 
 
@@ -170,11 +181,15 @@ def load_channel(
     csv_weights: bool,
     files: Sequence[Path] | None = None,
     spill: bool = False,
+    stop: StopRequest | None = None,
+    external: bool = False,
 ) -> Dataset:
     """Read every file of a channel (or just `files`, this host's share) into one `Dataset`.
 
     With `spill`, a CSV or Parquet channel's features go to a `FeatureSpill` (only
     `to_dmatrix`'s `QuantileDMatrix` can use it); other formats are read into memory.
+    With `external`, sparse formats are streamed to a `SparseSpill` as well.
+    `stop`, when given, is told the phase (spilling or parsing): SIGTERM then stops the read.
     """
     started = time.perf_counter()
     mode = str(channel_config.get("TrainingInputMode", "File"))
@@ -189,19 +204,13 @@ def load_channel(
             f"Channel '{channel}' is empty: no data files under {directory} "
             "(hidden and empty files are ignored)."
         )
-    raw_type = channel_config.get("ContentType")
-    if raw_type:
-        content_type = normalize_content_type(str(raw_type), channel)
-    else:
-        content_type = detect_content_type(files[0])
-        logger.info(
-            "Channel '%s' has no ContentType: detected %s from %s.",
-            channel,
-            content_type,
-            files[0].name,
-        )
-    if spill and content_type in STREAMS:
-        stream = STREAMS[content_type]
+    content_type = channel_content_type(channel, files, channel_config)
+    stream = STREAMS.get(content_type) if spill or external else None
+    if external and stream is None:
+        stream = SPARSE_STREAMS[content_type]
+    if stop is not None:
+        stop.enter(SPILLING if stream else PARSING, f"channel '{channel}'")
+    if stream is not None:
         dataset = _spill(channel, content_type, stream, files, csv_weights, directory.parent)
     else:
         reader = READERS[content_type]
@@ -226,6 +235,21 @@ def load_channel(
         "; features spilled to a temporary file" if dataset.is_spilled else "",
     )
     return dataset
+
+
+def channel_content_type(channel: str, files: Sequence[Path], config: Mapping[str, Any]) -> str:
+    """The channel's `ContentType`, normalised, else the type detected from its first file."""
+    raw_type = config.get("ContentType")
+    if raw_type:
+        return normalize_content_type(str(raw_type), channel)
+    content_type = detect_content_type(files[0])
+    logger.info(
+        "Channel '%s' has no ContentType: detected %s from %s.",
+        channel,
+        content_type,
+        files[0].name,
+    )
+    return content_type
 
 
 def _combine(channel: str, content_type: str, batches: list[tuple[Path, readers.Batch]]) -> Dataset:
@@ -267,25 +291,34 @@ def _spill(
     near: Path,
 ) -> Dataset | None:
     """Stream every file: check it, keep labels and weights, spill the features to disk (in
-    `near`, the folder holding the channels, when it takes files)."""
-    spill: FeatureSpill | None = None
+    `near`, the folder holding the channels, when it takes files). Dense batches go to a
+    `FeatureSpill`, sparse (CSR) ones to a `SparseSpill`."""
+    spill: FeatureSpill | SparseSpill | None = None
     first_path = files[0]
     labels: list[np.ndarray] = []
     weights: list[np.ndarray] = []
+    qids: list[np.ndarray] = []
     try:
         for path in files:
             for batch in stream(path, csv_weights):
                 if not batch.num_rows:
                     continue
+                sparse = isinstance(batch.features, sp.csr_matrix)
                 if spill is None:
-                    spill, first_path = FeatureSpill(batch.num_columns, near=near), path
-                _check_width(channel, path, batch.num_columns, first_path, spill.num_columns)
+                    width = batch.num_columns
+                    spill = SparseSpill(near) if sparse else FeatureSpill(width, near=near)
+                    first_path = path
+                if not sparse:
+                    _check_width(channel, path, batch.num_columns, first_path, spill.num_columns)
                 spill.append(batch.features)
                 labels.append(batch.label)
                 if batch.weight is not None:
                     weights.append(batch.weight)
+                if batch.qid is not None:
+                    qids.append(batch.qid)
         if spill is None:
             return None
+        _check_parts(channel, len(labels), weights, qids)
         spill.finish()
     except BaseException:
         if spill is not None:
@@ -297,11 +330,19 @@ def _spill(
         features=spill,
         label=np.concatenate(labels),
         weight=np.concatenate(weights) if weights else None,
-        qid=None,
+        qid=np.concatenate(qids) if qids else None,
         files=0,
         bytes_read=0,
         seconds=0.0,
     )
+
+
+def _check_parts(channel: str, batches: int, weights: list, qids: list) -> None:
+    """Weights and qid must be on every row or none (LIBSVM's are per line)."""
+    if weights and len(weights) != batches:
+        raise ClientError(f"Channel '{channel}': some rows have weights and others do not.")
+    if qids and len(qids) != batches:
+        raise ClientError(f"Channel '{channel}': some files have qid and others do not.")
 
 
 def _check_width(channel: str, path: Path, width: int, first_path: Path, first_width: int) -> None:
@@ -344,6 +385,10 @@ def match_width(validation: Dataset, train: Dataset) -> None:
     """Validation needs train's features: same width when dense, at most it when sparse."""
     if validation.num_columns == train.num_columns:
         return
+    if isinstance(validation.features, SparseSpill) and isinstance(train.features, SparseSpill):
+        validation.features.widen(train.num_columns)
+        train.features.widen(validation.num_columns)  # the sketch sees every column
+        return
     if validation.is_sparse and train.is_sparse and validation.num_columns < train.num_columns:
         validation.features = _with_width(validation.features, train.num_columns)
         return
@@ -358,12 +403,22 @@ def to_dmatrix(
     hyperparameters: Hyperparameters,
     reference: xgb.DMatrix | None = None,
     sliceable: bool = False,
+    stop: StopRequest | None = None,
+    cache: Path | None = None,
 ) -> xgb.DMatrix:
     """Hand the rows to XGBoost: a `QuantileDMatrix` for hist (binned, no float copy).
 
-    A spilled dataset is read back from disk once per pass of XGBoost's, then deleted.
-    With `sliceable`, always a plain `DMatrix`, which `DMatrix.slice` can cut into folds.
+    With `cache` (a folder), a spilled dataset becomes an `ExtMemQuantileDMatrix` whose binned
+    pages XGBoost keeps in files there rather than in memory (external memory).
+
+    A spilled dataset is read back from disk once per pass of XGBoost's, then deleted. With
+    `sliceable`, always a plain `DMatrix`, which `DMatrix.slice` can cut into folds. With
+    `stop`, SIGTERM ends the spill's pass early (XGBoost then fails the build, which is read
+    as the stop) or, for data in memory, once XGBoost returns: `TrainingStopped` either way.
     """
+    if stop is not None:
+        stop.enter(MATRIX_BUILD, f"channel '{dataset.channel}'")
+    stopped = (lambda: stop.requested) if stop is not None else None
     meta: dict[str, Any] = {"label": dataset.label, "weight": dataset.weight, "qid": dataset.qid}
     params = hyperparameters.xgboost_params
     nthread = params.get("nthread", -1)
@@ -371,12 +426,20 @@ def to_dmatrix(
         if dataset.is_spilled:
             if not hyperparameters.uses_quantile_matrix:
                 raise ValueError("a spilled channel can only become a QuantileDMatrix")
+            prefix = None if cache is None else str(cache / dataset.channel)
+            matrix_type = xgb.QuantileDMatrix if cache is None else xgb.ExtMemQuantileDMatrix
             with closing(dataset.features) as spill:
-                matrix = xgb.QuantileDMatrix(
-                    SpillIterator(spill, dataset.label, dataset.weight),
-                    ref=reference,
-                    max_bin=params.get("max_bin", 256),
-                    nthread=nthread,
+                batches = SpillIterator(
+                    spill,
+                    dataset.label,
+                    dataset.weight,
+                    stopped,
+                    qid=dataset.qid,
+                    cache_prefix=prefix,
+                    window=dataset.spill_rows,
+                )
+                matrix = matrix_type(
+                    batches, ref=reference, max_bin=params.get("max_bin", 256), nthread=nthread
                 )
         elif hyperparameters.uses_quantile_matrix and not sliceable:
             matrix = xgb.QuantileDMatrix(
@@ -389,9 +452,13 @@ def to_dmatrix(
         else:
             matrix = xgb.DMatrix(dataset.features, **meta, nthread=nthread)
     except xgb.core.XGBoostError as exc:
+        if stop is not None:
+            stop.check()  # the build failed because the spill's pass was ended by a stop
         raise ClientError(
             f"XGBoost could not use channel '{dataset.channel}': {first_line(exc)}"
         ) from None
+    if stop is not None:
+        stop.check()
     matrix.feature_names = None
     return matrix
 

@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 from container.errors import ClientError
+from container.training.python_metrics import PYTHON_METRIC_NAMES, objective_problem
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,12 @@ _NONNEG = Range(0)
 _UNIT = Range(0, 1)
 _UNIT_OPEN_LOW = Range(0, 1, low_open=True)
 _POSITIVE_INT = Range(1)
+MAX_NUM_ROUND = 1_000_000
+"""`num_round`'s upper bound. The built-in algorithm sets none (its tuning range stops at 4,000);
+a million rounds already takes days on small data, and a bound stops a typo such as `1e30` from
+running until the job's time limit."""
+SHOWN_CHARACTERS = 80
+"""How much of a key or value an error message quotes: a 10 MB key must not make a 10 MB line."""
 
 OBJECTIVES = (
     "reg:squarederror",
@@ -132,17 +139,27 @@ METRIC_NAMES = (
     "cox-nloglik",
     "gamma-deviance",
     "tweedie-nloglik",
-    "aft-nloglik",
-    "interval-regression-accuracy",
     "quantile",
 )
-_METRIC_PATTERN = re.compile(
-    r"^(?P<name>[a-z-]+?)(?:@(?P<arg>[0-9.eE+-]+))?(?P<minus>-)?$",
+"""XGBoost's own metrics that training accepts."""
+LABEL_BOUND_METRICS = ("aft-nloglik", "interval-regression-accuracy")
+"""XGBoost metrics that need label bounds, which no channel format carries: refused."""
+ALL_METRIC_NAMES = METRIC_NAMES + PYTHON_METRIC_NAMES
+RANK_METRICS = ("ndcg", "map", "pre")
+AT_RULE = (
+    "Only error@T (T: the classification threshold), ndcg@N, map@N and pre@N (N >= 1: the "
+    "top positions scored) and tweedie-nloglik@RHO (1 <= RHO < 2) take an @ argument, and only "
+    "ndcg, map and pre (with or without @N) take a trailing '-'."
+)
+NO_LABEL_BOUNDS = (
+    "needs each row's label as an interval (a lower and an upper bound), which no channel "
+    "format carries: use survival:cox for right-censored survival times (the label is the "
+    "time, negative when censored) or a reg:* objective on the observed times."
 )
 
 PARAMS: tuple[Param, ...] = (
     # The container's own settings.
-    Param("num_round", Kind.INT, _POSITIVE_INT, required=True, to_xgboost=False),
+    Param("num_round", Kind.INT, Range(1, MAX_NUM_ROUND), required=True, to_xgboost=False),
     Param("csv_weights", Kind.INT, Range(0, 1), default=0, to_xgboost=False),
     Param("early_stopping_rounds", Kind.INT, _POSITIVE_INT, to_xgboost=False),
     Param("checkpoint_frequency", Kind.INT, _POSITIVE_INT, default=10, to_xgboost=False),
@@ -151,6 +168,13 @@ PARAMS: tuple[Param, ...] = (
     Param("_tuning_objective_metric", Kind.STRING, to_xgboost=False),
     Param("_kfold", Kind.INT, Range(2), to_xgboost=False),
     Param("_num_cv_round", Kind.INT, _POSITIVE_INT, to_xgboost=False),
+    Param(
+        "external_memory",
+        Kind.CHOICE,
+        choices=("auto", "true", "false"),
+        default="auto",
+        to_xgboost=False,
+    ),
     # General.
     Param("booster", Kind.CHOICE, choices=("gbtree", "gblinear", "dart")),
     Param("verbosity", Kind.INT, Range(0, 3)),
@@ -262,6 +286,16 @@ class Hyperparameters:
     """`_kfold`: train this many models by cross-validation (SageMaker Autopilot sets it)."""
     num_cv_round: int = 1
     """`_num_cv_round`: how many times the cross-validation is repeated on new folds."""
+    external_memory: str = "auto"
+    """`auto`, `true` or `false`: train from an on-disk cache when the data would not fit in
+    memory, always, or never (`container.training.external_memory` has the rule)."""
+    tuning_metric: str | None = None
+    """The metric automatic model tuning reads (`f1` of `validation:f1`); printed last."""
+    watched_metric: str | None = None
+    """What early stopping watches, as the built-in picks it: the tuning metric, else the last
+    of `eval_metric`, else (None) the last metric XGBoost prints."""
+    python_metrics: tuple[str, ...] = ()
+    """Metrics of `eval_metric` computed in Python (`container.training.python_metrics`)."""
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -330,7 +364,14 @@ def convert(param: Param, value: Any) -> Any:
 
 
 def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else json.dumps(value)
+    """A value as a message quotes it: repr'd (control characters escaped), cut when long."""
+    return _shorten(repr(value) if isinstance(value, str) else json.dumps(value))
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return f"{text[:SHOWN_CHARACTERS]}... ({len(text):,} characters)"
 
 
 def _closest(word: str, candidates: tuple[str, ...] | list[str]) -> str:
@@ -340,9 +381,11 @@ def _closest(word: str, candidates: tuple[str, ...] | list[str]) -> str:
 
 def _unknown_key_message(key: str) -> str:
     names = [*PARAMS_BY_NAME, *ALIASES]
-    suggestion = _closest(key, names)
+    too_long = len(key) > SHOWN_CHARACTERS  # no name is that long: nothing to suggest
+    suggestion = "" if too_long else _closest(key, names)
+    shown = _shorten(repr(key))
     return (
-        f"Unknown hyperparameter '{key}'.{suggestion} "
+        f"Unknown hyperparameter {shown}.{suggestion} "
         "docs/hyperparameters.md lists every accepted hyperparameter."
     )
 
@@ -466,6 +509,8 @@ def _to_nested_int_list(value: Any) -> list[list[int]]:
 
 
 def _to_choice(value: Any) -> str:
+    if isinstance(value, bool):  # `"true"` arrives JSON-decoded
+        return "true" if value else "false"
     if isinstance(value, str):
         return value.strip()
     raise _Invalid("expected a string.")
@@ -484,21 +529,83 @@ _CONVERTERS: dict[Kind, Callable[[Any], Any]] = {
 }
 
 
-def _check_metric(metric: str) -> str | None:
-    match = _METRIC_PATTERN.match(metric)
-    if match and match.group("name") in METRIC_NAMES:
-        return None
-    suggestion = _closest(metric.split("@")[0], METRIC_NAMES)
-    return (
-        f"Hyperparameter 'eval_metric' has unknown metric '{metric}'.{suggestion} "
-        f"Allowed: {', '.join(METRIC_NAMES)} (error, ndcg, map and pre also as NAME@N)."
-    )
+def _check_metric(metric: str, key: str = "eval_metric") -> str | None:
+    """A sentence when XGBoost or the Python metrics would not read `metric` as written."""
+    name, at, argument = metric.partition("@")
+    known = (*ALL_METRIC_NAMES, *LABEL_BOUND_METRICS)
+    minus = argument.endswith("-") if at else (name.endswith("-") and name[:-1] in known)
+    if minus:
+        name, argument = (name, argument[:-1]) if at else (name[:-1], argument)
+    if name in LABEL_BOUND_METRICS:
+        return f"Metric '{metric}' {NO_LABEL_BOUNDS}"
+    if name not in ALL_METRIC_NAMES:
+        suggestion = _closest(name, ALL_METRIC_NAMES)
+        return (
+            f"Hyperparameter '{key}' has unknown metric '{metric}'.{suggestion} "
+            f"Allowed: {', '.join(ALL_METRIC_NAMES)}. {AT_RULE}"
+        )
+    if (minus and name not in RANK_METRICS) or (at and not _reads_argument(name, argument)):
+        effect = "misread" if name in ("error", "tweedie-nloglik", *RANK_METRICS) else "ignore"
+        return (
+            f"Metric '{metric}' is refused: XGBoost would {effect} what follows '{name}'. "
+            + AT_RULE
+        )
+    if name == "tweedie-nloglik" and not at:
+        return (
+            "Metric 'tweedie-nloglik' needs its variance power: write tweedie-nloglik@RHO with "
+            "1 <= RHO < 2, such as tweedie-nloglik@1.5."
+        )
+    return None
+
+
+def _reads_argument(name: str, argument: str) -> bool:
+    """Whether XGBoost 3 parses `name@argument` as meant (checked against its metric code)."""
+    if name in RANK_METRICS:
+        return re.fullmatch(r"[1-9][0-9]*", argument) is not None
+    if name not in ("error", "tweedie-nloglik"):
+        return False
+    try:
+        number = float(argument)
+    except ValueError:
+        return False
+    return math.isfinite(number) and (name == "error" or 1 <= number < 2)
+
+
+def _objective_problem(metric: str, objective: str, values: dict[str, Any]) -> str | None:
+    """A sentence when `metric` makes no sense with the objective."""
+    name = metric.split("@")[0]
+    if name in ("auc", "aucpr") and not objective.startswith(("binary:", "rank:", "multi:")):
+        return (
+            f"Metric '{metric}' needs a classification or ranking objective "
+            f"(binary:*, multi:*, rank:*), but objective is '{objective}'."
+        )
+    problem = objective_problem(name, objective)
+    if problem is None and name in PYTHON_METRIC_NAMES:
+        alphas = values.get("quantile_alpha")
+        if isinstance(alphas, list) and len(alphas) > 1:
+            problem = (
+                f"Metric '{metric}' scores one prediction per row, but quantile_alpha asks for "
+                f"{len(alphas)}: use quantile as the metric or give one quantile_alpha."
+            )
+    return problem
 
 
 def _check_dependencies(values: dict[str, Any], warnings: list[str]) -> list[str]:
     """Rules that involve more than one hyperparameter; returns error sentences."""
     errors: list[str] = []
     objective = values.get("objective", "reg:squarederror")
+    if values.get("external_memory") == "true":
+        method = values.get("tree_method", "auto")
+        if values.get("booster") == "gblinear" or method not in ("auto", "hist"):
+            errors.append(
+                "Hyperparameter 'external_memory'=true needs tree_method hist (or auto) and a "
+                "tree booster: XGBoost's external-memory matrix holds histogram bins."
+            )
+        if "_kfold" in values:
+            errors.append(
+                "Hyperparameter 'external_memory'=true cannot be used with '_kfold': "
+                "cross-validation slices a matrix held in memory."
+            )
     if objective.startswith("multi:") and "num_class" not in values:
         errors.append(
             f"Hyperparameter 'num_class' is required when objective is '{objective}': "
@@ -519,29 +626,30 @@ def _check_dependencies(values: dict[str, Any], warnings: list[str]) -> list[str
             f"Hyperparameter '{rank_keys[0]}' only applies to rank:* objectives, "
             f"but objective is '{objective}'."
         )
+    if objective == "survival:aft":
+        errors.append(f"Objective 'survival:aft' {NO_LABEL_BOUNDS}")
     for metric in values.get("eval_metric", []):
-        problem = _check_metric(metric)
+        problem = _check_metric(metric) or _objective_problem(metric, objective, values)
         if problem:
             errors.append(problem)
-        elif metric.split("@")[0] in ("auc", "aucpr") and not (
-            objective.startswith(("binary:", "rank:", "multi:"))
-        ):
-            errors.append(
-                f"Metric '{metric}' needs a classification or ranking objective "
-                f"(binary:*, multi:*, rank:*), but objective is '{objective}'."
-            )
     for key in ("monotone_constraints", "interaction_constraints"):
         if key in values and values.get("booster") == "gblinear":
             errors.append(f"Hyperparameter '{key}' needs a tree booster, not gblinear.")
     tuning = values.get("_tuning_objective_metric")
     if tuning is not None:
         channel, _, metric = tuning.partition(":")
-        if channel not in ("train", "validation") or not metric or _check_metric(metric):
+        if channel not in ("train", "validation") or not metric:
             errors.append(
                 f"Hyperparameter '_tuning_objective_metric'={tuning!r} is invalid: expected "
                 "'validation:METRIC' or 'train:METRIC' with an XGBoost metric such as "
                 "'validation:rmse'."
             )
+        else:
+            problem = _check_metric(metric, "_tuning_objective_metric") or _objective_problem(
+                metric, objective, values
+            )
+            if problem:
+                errors.append(problem)
     errors.extend(_check_cross_validation(values, objective))
     if values.get("silent") is not None:
         warnings.append(
@@ -550,7 +658,7 @@ def _check_dependencies(values: dict[str, Any], warnings: list[str]) -> list[str
         )
     if objective == "reg:linear":
         warnings.append("Objective 'reg:linear' is deprecated: using 'reg:squarederror'.")
-    return errors
+    return list(dict.fromkeys(errors))  # a tuning metric also in eval_metric is told once
 
 
 def _check_cross_validation(values: dict[str, Any], objective: str) -> list[str]:
@@ -592,11 +700,14 @@ def _build(values: dict[str, Any], warnings: list[str]) -> Hyperparameters:
     if "updater" in params:
         params["updater"] = ",".join(params["updater"])
     tuning = values.get("_tuning_objective_metric")
-    if tuning:
-        metric = tuning.partition(":")[2]
-        metrics = params.setdefault("eval_metric", [])
-        if metric not in metrics:
-            metrics.append(metric)
+    tuning_metric = tuning.partition(":")[2] if tuning else None
+    metrics = list(values.get("eval_metric", []))
+    if tuning_metric and tuning_metric not in metrics:
+        metrics.append(tuning_metric)
+    params.pop("eval_metric", None)
+    if any(m not in PYTHON_METRIC_NAMES for m in metrics):
+        params["eval_metric"] = [m for m in metrics if m not in PYTHON_METRIC_NAMES]
+    given = values.get("eval_metric")
     for message in warnings:
         logger.warning(message)
     return Hyperparameters(
@@ -610,5 +721,9 @@ def _build(values: dict[str, Any], warnings: list[str]) -> Hyperparameters:
         tuning_channel=tuning.partition(":")[0] if tuning else None,
         kfold=values.get("_kfold"),
         num_cv_round=values.get("_num_cv_round", 1),
+        external_memory=values.get("external_memory", "auto"),
+        tuning_metric=tuning_metric,
+        watched_metric=tuning_metric or (given[-1] if given else None),
+        python_metrics=tuple(m for m in metrics if m in PYTHON_METRIC_NAMES),
         warnings=tuple(warnings),
     )

@@ -1,17 +1,20 @@
 """The training job: config → data → boosting → `model/xgboost-model`, and the failure contract.
 
 `main` is the one place that turns any failure into `output/failure` (a sentence first, as
-SageMaker shows its first 1,024 characters), a log line and a non-zero exit; success exits 0
-and leaves no failure file.
+SageMaker shows its first 1,024 characters), a log line and a non-zero exit (143 for SIGTERM);
+success exits 0 and leaves no failure file. `FailureFile` is the only writer of that file; the
+training group is handed one to record a reason while the hosts are joined.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 import traceback
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,17 +22,21 @@ from typing import TYPE_CHECKING, Any
 
 from container.errors import ClientError, DistributedError
 from container.settings import Settings, export_base_dir
-from container.training.termination import StopRequest, TrainingStopped
+from container.training.termination import MODEL_SAVE, ROUNDS, StopRequest, TrainingStopped
 
 if TYPE_CHECKING:
+    from container.training.cluster import Hosts
     from container.training.data_loading import Dataset
-    from container.training.distributed import Hosts
+    from container.training.sharding import Shard
 
 logger = logging.getLogger("container.training")
 
 EXIT_FAILURE = 1
 EXIT_STOPPED = 143
 """128 + SIGTERM, the shell's convention for a process ended by SIGTERM."""
+FAILURE_REASON_CHARACTERS = 1024
+"""SageMaker's `FailureReason` holds the first 1,024 characters of `output/failure`."""
+_CUT = "... (cut to 1,024 characters)"
 
 
 def main() -> int:
@@ -47,6 +54,8 @@ def main() -> int:
     except ClientError as exc:
         return _fail(failure_file, exc.message, None, EXIT_FAILURE)
     except DistributedError as exc:
+        if stop.requested:  # SIGTERM reached a peer first, and it left: this job was stopped
+            return _fail(failure_file, str(stop.stopped()), exc.message, EXIT_STOPPED)
         return _fail(failure_file, exc.message, traceback.format_exc(), EXIT_FAILURE)
     except MemoryError:
         sentence = "Training ran out of memory: use an instance with more memory or less data."
@@ -68,20 +77,67 @@ def main() -> int:
             "Training finished; no %s on this host (in a distributed job the master writes it).",
             settings.paths.model_file.name,
         )
+    # Nothing is left to stop cleanly: from here SIGTERM ends the process by its default
+    # action, which the container reports as status 143 too.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if stop.requested and stop.phase == MODEL_SAVE:  # came while the model was being saved
+        return _fail(failure_file, str(stop.stopped()), None, EXIT_STOPPED)
     return 0
 
 
+def failure_reason(sentence: str) -> str:
+    """`sentence` as the one first line SageMaker shows: control characters (and the other
+    characters that break a line) escaped as `\\n`, `\\x00`, ..., at most 1,024 characters."""
+    text = sentence.strip()
+    line = "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp")
+        else char
+        for char in text[:FAILURE_REASON_CHARACTERS]  # a 10 MB sentence is not walked whole
+    )
+    if len(text) <= FAILURE_REASON_CHARACTERS and len(line) <= FAILURE_REASON_CHARACTERS:
+        return line
+    return line[: FAILURE_REASON_CHARACTERS - len(_CUT)] + _CUT
+
+
+@dataclass(frozen=True)
+class FailureFile:
+    """`output/failure`, written here only: its reason first (`failure_reason`), then details.
+
+    The training group records a reason in it while the hosts are joined (see
+    `cluster.ENDED_EARLY`) and clears it when they part normally."""
+
+    path: Path
+
+    def write(self, sentence: str, details: str | None = None) -> None:
+        """`sentence` may carry details of its own after a blank line (a script's traceback):
+        they follow the reason, with `details`."""
+        reason, own_details = _split(sentence)
+        details = "\n\n".join(part for part in (own_details, details) if part)
+        text = reason + "\n" + (f"\n{details}" if details else "")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            logger.error("Could not write %s: %s", self.path, exc)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _split(sentence: str) -> tuple[str, str]:
+    """The reason (the text before a blank line, as `failure_reason`) and what follows it."""
+    head, _, rest = sentence.strip().partition("\n\n")
+    return failure_reason(head), rest.strip()
+
+
 def _fail(failure_file: Path, sentence: str, details: str | None, status: int) -> int:
-    """Write `output/failure` (sentence first), log it, and hand back the exit status."""
-    logger.error("%s", sentence)
-    if details:
-        logger.error("%s", details)
-    text = sentence.strip() + "\n" + (f"\n{details}" if details else "")
-    try:
-        failure_file.parent.mkdir(parents=True, exist_ok=True)
-        failure_file.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        logger.error("Could not write %s: %s", failure_file, exc)
+    """Write `output/failure` (its reason first), log it, and hand back the exit status."""
+    reason, own_details = _split(sentence)
+    for text in (reason, own_details, details):
+        if text:
+            logger.error("%s", text)
+    FailureFile(failure_file).write(sentence, details)
     return status
 
 
@@ -123,8 +179,13 @@ def read_config(settings: Settings) -> JobConfig:
             value = read()
         except json.JSONDecodeError as exc:
             raise ClientError(f"{path} is not valid JSON: {exc}.") from None
+        except AttributeError:  # read_hyperparameters calls .items() on what it parsed
+            value = None
         if not isinstance(value, dict):
-            raise ClientError(f"{path} must hold a JSON object.")
+            raise ClientError(
+                f"{path} must hold a JSON object of names and values, such as "
+                '{"num_round": "100"}; it holds another kind of JSON value.'
+            )
         values.append(value)
     return JobConfig(*values)
 
@@ -166,9 +227,10 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     """Train on the channels under `settings`' base dir as `config` says; write the model."""
     import xgboost as xgb
 
-    from container.training import boosting, checkpoints, data_loading, distributed
+    from container.training import boosting, checkpoints, cluster, data_loading, python_metrics
+    from container.training.channel_overlap import warn_if_channels_overlap
+    from container.training.external_memory import Cache, choose
     from container.training.hyperparameters import parse_hyperparameters
-    from container.training.metrics import RoundPrinter
 
     hyperparameters = parse_hyperparameters(config.hyperparameters)
     channels = config.input_data
@@ -178,6 +240,10 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
     if "train" not in channels and not settings.paths.channel_dir("train").is_dir():
         raise ClientError("The 'train' channel is required but the job has none.")
     has_validation = "validation" in channels or settings.paths.channel_dir("validation").is_dir()
+    if has_validation:
+        warn_if_channels_overlap(
+            settings.paths.channel_dir("train"), settings.paths.channel_dir("validation")
+        )
     _check_early_stopping(hyperparameters, has_validation or bool(hyperparameters.kfold))
     if hyperparameters.kfold:  # k models by cross-validation, each with its held-out fold
         from container.training import cross_validation
@@ -185,24 +251,34 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         cross_validation.run(settings, config, hyperparameters, has_validation, stop)
         return
 
-    with distributed.join_cluster(config.resources, settings) as role:
+    near = settings.paths.channel_dir("train").parent  # the volume that holds the data
+    failure = FailureFile(settings.paths.failure_file)
+    with (
+        cluster.join_cluster(config.resources, settings, failure) as role,
+        Cache(near) as cache,
+    ):
         started = time.perf_counter()
         csv_weights, spill = hyperparameters.csv_weights, hyperparameters.uses_quantile_matrix
-        train = load_share("train", settings, channels, csv_weights, role.hosts, spill=spill)
+        names = ["train", "validation"] if has_validation else ["train"]
+        shards = {name: plan_share(name, settings, channels, role.hosts) for name in names}
+        external = choose(hyperparameters, channels, shards).external
+        cache_dir = cache.directory() if external else None
+        share = (settings, channels, csv_weights, role.hosts, spill, stop, external)
+        train = load_share("train", *share, shards["train"])
         data_loading.check_labels(train, hyperparameters)
         validation = None
         if has_validation:
-            validation = load_share(
-                "validation", settings, channels, csv_weights, role.hosts, spill=spill
-            )
+            validation = load_share("validation", *share, shards["validation"])
             data_loading.check_labels(validation, hyperparameters)
             data_loading.match_width(validation, train)
-        dtrain = data_loading.to_dmatrix(train, hyperparameters)
+        dtrain = data_loading.to_dmatrix(train, hyperparameters, stop=stop, cache=cache_dir)
         evals = [(dtrain, "train")]
         if validation is not None:
-            dvalid = data_loading.to_dmatrix(validation, hyperparameters, reference=dtrain)
+            dvalid = data_loading.to_dmatrix(
+                validation, hyperparameters, reference=dtrain, stop=stop, cache=cache_dir
+            )
             evals.append((dvalid, "validation"))
-        role.progressed()  # arms the distributed stall watchdog
+        role.progressed()  # arms the distributed stall bound
         megabytes = (train.bytes_read + (validation.bytes_read if validation else 0)) / 1e6
         seconds = time.perf_counter() - started
         logger.info(
@@ -214,6 +290,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         )
         del train, validation
 
+        stop.enter(ROUNDS)
         params = hyperparameters.xgboost_params
         store = None
         directory = checkpoint_dir(settings)
@@ -221,7 +298,7 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         booster = None
         if directory is not None:
             store = checkpoints.CheckpointStore(directory, hyperparameters.checkpoints_to_keep)
-            found = distributed.share_checkpoint(store.load_newest())
+            found = checkpoints.share_checkpoint(store.load_newest())
             if found is not None:
                 logger.info(
                     "Resuming from checkpoint %s: %d round(s) done, continuing at round %d.",
@@ -236,7 +313,9 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
         if booster is None:
             booster = xgb.Booster(params, [d for d, _ in evals])
         early = (
-            boosting.EarlyStopping(hyperparameters.early_stopping_rounds)
+            boosting.EarlyStopping(
+                hyperparameters.early_stopping_rounds, hyperparameters.watched_metric
+            )
             if hyperparameters.early_stopping_rounds
             else None
         )
@@ -247,21 +326,31 @@ def train_model(settings: Settings, config: JobConfig, stop: StopRequest) -> Non
                 evals,
                 num_round=hyperparameters.num_round,
                 start_round=start_round,
-                printer=RoundPrinter(enabled=role.is_master),
+                monitor=boosting.round_monitor(),
                 stop=stop,
                 early_stopping=early,
                 store=store if role.is_master else None,
                 checkpoint_frequency=hyperparameters.checkpoint_frequency,
                 progressed=role.progressed,
+                python_metrics=python_metrics.for_job(hyperparameters),
+                last_metric=hyperparameters.tuning_metric,
             )
         except xgb.core.XGBoostError as exc:
             raise ClientError(f"XGBoost stopped training: {data_loading.first_line(exc)}") from None
-        except Exception:
+        except (Exception, TrainingStopped):
             if hyperparameters.save_model_on_termination and role.is_master:
                 save_model(booster, settings.paths.model_file)
             raise
+        stop.enter(MODEL_SAVE)
         if role.is_master:
             save_model(boosting.keep_best(result), settings.paths.model_file)
+        # The save (atomic) was let finish: a model is whole or absent, never half. `main`
+        # checks for a stop once the job is done.
+        stop.outcome = (
+            f"{settings.paths.model_file.name} was saved in full before the job stopped"
+            if role.is_master
+            else "the master host writes the model"
+        )
 
 
 def load_share(
@@ -271,22 +360,22 @@ def load_share(
     csv_weights: bool,
     hosts: Hosts,
     spill: bool = False,
+    stop: StopRequest | None = None,
+    external: bool = False,
+    shard: Shard | None = None,
 ) -> Dataset:
     """This host's share of a channel: all of it alone, its own files or rows with several.
 
     With `spill` (for a `QuantileDMatrix` only), dense features go to disk rather than
-    memory, unless rows are cut away (a cut needs every row in memory).
+    memory, unless rows are cut away (a cut needs every row in memory). With `external`
+    (external memory), every channel goes to disk, and a cut is made as XGBoost reads it.
+    `shard` is the share when already planned (`plan_share`).
     """
-    from container.training import data_loading, distributed
+    from container.training import data_loading, external_memory, sharding
 
     directory = settings.paths.channel_dir(channel)
     config = channels.get(channel, {})
-    shard = distributed.plan_shard(
-        channel,
-        data_loading.channel_files(directory),
-        config.get("S3DistributionType"),
-        hosts,
-    )
+    shard = shard or plan_share(channel, settings, channels, hosts)
     dataset = data_loading.load_channel(
         channel,
         directory,
@@ -294,8 +383,28 @@ def load_share(
         csv_weights,
         shard.files,
         spill=spill and shard.parts == 1,
+        stop=stop,
+        external=external,
     )
-    return distributed.agree_on_width(distributed.keep_rows(dataset, shard), hosts)
+    if dataset.is_spilled and shard.parts > 1:
+        dataset = external_memory.keep_rows(dataset, shard)
+    else:
+        dataset = sharding.keep_rows(dataset, shard)
+    return sharding.agree_on_width(dataset, hosts)
+
+
+def plan_share(
+    channel: str, settings: Settings, channels: Mapping[str, Any], hosts: Hosts
+) -> Shard:
+    """Which of the channel's files (and rows) this host trains on."""
+    from container.training import data_loading, sharding
+
+    return sharding.plan_shard(
+        channel,
+        data_loading.channel_files(settings.paths.channel_dir(channel)),
+        channels.get(channel, {}).get("S3DistributionType"),
+        hosts,
+    )
 
 
 def _check_early_stopping(hyperparameters: Any, has_validation: bool) -> None:
@@ -313,7 +422,8 @@ def _check_early_stopping(hyperparameters: Any, has_validation: bool) -> None:
             "but the job has none: add a validation channel or remove early_stopping_rounds."
         )
     params = hyperparameters.xgboost_params
-    if params.get("disable_default_eval_metric") and not params.get("eval_metric"):
+    no_metric = not params.get("eval_metric") and not hyperparameters.python_metrics
+    if params.get("disable_default_eval_metric") and no_metric:
         raise ClientError(
             "Hyperparameter 'early_stopping_rounds' needs a metric to watch, but "
             "disable_default_eval_metric is set and eval_metric is empty: set eval_metric."

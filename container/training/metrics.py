@@ -1,17 +1,17 @@
-"""Per-round metric lines in the built-in algorithm's format, and the regexes that read them.
+"""Per-round metric scores, and the regexes that read the round lines.
 
-Each round prints `[12]<TAB>train-rmse:2.13450<TAB>validation-rmse:2.37790` to stdout, as XGBoost
-does. CloudWatch shows the tab as `#011`, which is what SageMaker's `metric_definitions`
-regexes match (`.*\\[[0-9]+\\].*#011validation-rmse:([-+0-9.eE]+)`).
+Each round prints `[12]<TAB>train-rmse:2.13450<TAB>validation-rmse:2.37790` to stdout, through
+XGBoost's own `EvaluationMonitor` (see `boosting`). CloudWatch shows the tab as `#011`, which
+is what SageMaker's `metric_definitions` regexes match
+(`.*\\[[0-9]+\\].*#011validation-rmse:([-+0-9.eE]+)`).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from typing import TextIO
 
 from container.training.hyperparameters import METRIC_NAMES
+from container.training.python_metrics import MAXIMIZED, PYTHON_METRIC_NAMES
 
 MAXIMIZE_PREFIXES = ("auc", "aucpr", "map", "ndcg", "pre", "interval-regression-accuracy")
 """Metrics where bigger is better (XGBoost's own list); every other metric is minimised."""
@@ -40,25 +40,32 @@ def parse_eval(text: str) -> list[Score]:
     return scores
 
 
-def format_round(iteration: int, scores: list[Score]) -> str:
-    """The line printed for a round, formatted as XGBoost's `EvaluationMonitor` formats it."""
-    return f"[{iteration}]" + "".join(f"\t{s.key}:{s.value:.5f}" for s in scores)
-
-
 def is_maximized(metric: str) -> bool:
-    return metric.split("@")[0] in MAXIMIZE_PREFIXES
+    name = metric.split("@")[0]
+    return name.removesuffix("-") in MAXIMIZE_PREFIXES or name in MAXIMIZED
 
 
-class RoundPrinter:
-    """Prints each round's line on the master host only, flushed so logs stream live."""
+def printed_name(metric: str) -> str:
+    """The name XGBoost prints for `metric`: it writes numbers its own way (`error@0.70` prints
+    as `error@0.7`, `error@0.5` as `error`)."""
+    name, at, argument = metric.partition("@")
+    if not at or name not in ("error", "tweedie-nloglik"):
+        return metric
+    value = float(argument)
+    return name if name == "error" and value == 0.5 else f"{name}@{value:g}"
 
-    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
-        self.enabled = enabled
-        self.stream = stream or sys.stdout
 
-    def print_round(self, iteration: int, scores: list[Score]) -> None:
-        if self.enabled and scores:
-            print(format_round(iteration, scores), file=self.stream, flush=True)
+def order_round(scores: list[Score], last: str | None = None) -> list[Score]:
+    """A round's scores as XGBoost's `EvaluationMonitor` lists them, data set by data set
+    (`train`, then `validation`), with the metric `last` (the tuning metric) moved to the end of
+    each: the built-in's published regexes end in `(\\S+)`, which reads a number only there."""
+    datasets = list(dict.fromkeys(score.data for score in scores))
+    key = printed_name(last) if last else None
+    ordered = []
+    for data in datasets:
+        mine = [score for score in scores if score.data == data]
+        ordered += [s for s in mine if s.metric != key] + [s for s in mine if s.metric == key]
+    return ordered
 
 
 def metric_regex(channel: str, metric: str) -> str:
@@ -75,5 +82,5 @@ def metric_definitions(channels: tuple[str, ...] = ("train", "validation")) -> l
     return [
         {"Name": f"{channel}:{metric}", "Regex": metric_regex(channel, metric)}
         for channel in channels
-        for metric in METRIC_NAMES
+        for metric in METRIC_NAMES + PYTHON_METRIC_NAMES
     ]

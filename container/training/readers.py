@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import scipy.sparse as sp
 
-from container import recordio
+from container import libsvm, recordio
 from container.arrow_values import float_values
 from container.errors import ClientError
 
@@ -34,6 +34,8 @@ CSV_BLOCK_BYTES = 1 << 20
 """Arrow parses CSV in blocks of this size on all cores; bigger blocks cost memory, not speed."""
 PARQUET_BATCH_ROWS = 65536
 DASK_INDEX = "__null_dask_index__"
+_MAX_INDEX_DIGITS = 18
+"""Digits of the largest LIBSVM index Arrow reads as an int64."""
 """The column Dask writes an unnamed index to."""
 
 
@@ -233,29 +235,45 @@ def _empty_batch() -> Batch:
 def read_libsvm(path: Path) -> Batch:
     """`label[:weight] [qid:N] index:value ...` per line; indices as written (0-based).
 
-    `index:` with no value (seen in the built-in algorithm's own test data) is a missing value.
+    The grammar is `container/libsvm.py`'s, which serving reads too: `index:` with no value
+    (seen in the built-in algorithm's own test data) is a missing value.
     """
     with _reading(path):
         return _read_libsvm(path)
 
 
+_LINE_OPTIONS = {
+    "read_options": pcsv.ReadOptions(column_names=["line"], block_size=CSV_BLOCK_BYTES),
+    "parse_options": pcsv.ParseOptions(delimiter="\x1e", quote_char=False),
+    "convert_options": pcsv.ConvertOptions(column_types={"line": pa.string()}),
+}
+"""A text file as one string column, a line a row (LIBSVM holds no commas to split on)."""
+
+
 def _read_libsvm(path: Path) -> Batch:
     try:
-        lines = pcsv.read_csv(
-            open_stream(path),
-            read_options=pcsv.ReadOptions(column_names=["line"], block_size=CSV_BLOCK_BYTES),
-            parse_options=pcsv.ParseOptions(delimiter="\x1e", quote_char=False),
-            convert_options=pcsv.ConvertOptions(column_types={"line": pa.string()}),
-        ).column("line")
+        lines = pcsv.read_csv(open_stream(path), **_LINE_OPTIONS).column("line")
         return _parse_libsvm_lines(lines.combine_chunks() if lines.num_chunks else lines)
     except (pa.ArrowInvalid, ValueError) as exc:
         raise ClientError(_locate_libsvm_error(path) or f"{path}: {exc}") from None
 
 
+def stream_libsvm(path: Path, _csv_weights: bool = False) -> Iterator[Batch]:
+    """`read_libsvm`'s rows block by block (CSR pieces as wide as their widest row), for
+    external-memory training; a bad line fails when its block is reached."""
+    with _reading(path), open_stream(path) as source:
+        try:
+            for record_batch in pcsv.open_csv(source, **_LINE_OPTIONS):
+                yield _parse_libsvm_lines(record_batch.column(0))
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise ClientError(_locate_libsvm_error(path) or f"{path}: {exc}") from None
+
+
 def _parse_libsvm_lines(lines: Any) -> Batch:
     if len(lines) == 0:
         return _empty_batch()
-    tokens = pc.utf8_split_whitespace(lines)
+    # Arrow's split makes an empty token of leading or trailing whitespace; XGBoost skips it.
+    tokens = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(lines))
     tokens = tokens.filter(pc.greater(pc.list_value_length(tokens), 0))
     counts = pc.list_value_length(tokens).to_numpy().astype(np.int64)
     head = pc.split_pattern(pc.list_element(tokens, 0), ":", max_splits=1)
@@ -298,24 +316,17 @@ def _parse_libsvm_lines(lines: Any) -> Batch:
 
 
 def _locate_libsvm_error(path: Path) -> str | None:
+    """The first line that breaks the grammar (`container/libsvm.py`), as a sentence."""
     for number, line in _text_lines(path):
-        tokens = line.split()
-        if not tokens:
-            continue
-        head = tokens[0].split(":")
-        if len(head) > 2 or not all(_is_number(part) for part in head):
-            return (
-                f"File {path}, line {number}, column 1: {tokens[0][:40]!r} is not a label; "
-                "LIBSVM rows start with 'label' or 'label:weight'."
-            )
-        for column, token in enumerate(tokens[1:], 2):
-            if token.startswith("qid:") and column == 2 and token[4:].isdigit():
-                continue
-            index, sep, value = token.partition(":")
-            if not (sep and index.isdigit() and (not value or _is_number(value))):
+        try:
+            parsed = libsvm.parse_line(line)
+        except libsvm.GrammarError as exc:
+            return f"File {path}, line {number}, {exc} {libsvm.HELP}"
+        for index, _ in parsed.pairs:
+            if len(index) > _MAX_INDEX_DIGITS:
                 return (
-                    f"File {path}, line {number}, column {column}: {token[:40]!r} is not "
-                    "'index:value' with a non-negative integer index and a numeric value."
+                    f"File {path}, line {number}: index {index[:20]}... ({len(index)} digits) "
+                    "is too large for a column position."
                 )
     return None
 
@@ -389,16 +400,28 @@ def _float_columns(table: pa.Table, path: Path) -> pa.Table:
 
 def read_recordio_protobuf(path: Path) -> Batch:
     """SageMaker's RecordIO-wrapped `Record` protobufs, dense or sparse (`container.recordio`)."""
+    return next(_recordio_batches(path, None), None) or _empty_batch()
+
+
+RECORDIO_BATCH_RECORDS = 65536
+"""Records per batch when a RecordIO file is streamed (external memory)."""
+
+
+def stream_recordio_protobuf(path: Path, _csv_weights: bool = False) -> Iterator[Batch]:
+    """`read_recordio_protobuf`'s rows `RECORDIO_BATCH_RECORDS` records at a time."""
+    return _recordio_batches(path, RECORDIO_BATCH_RECORDS)
+
+
+def _recordio_batches(path: Path, batch_records: int | None) -> Iterator[Batch]:
     opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as handle:
         try:
-            rows = recordio.read_rows(handle, with_labels=True)
+            for rows in recordio.read_row_batches(handle, True, batch_records):
+                if rows.num_rows:
+                    assert rows.labels is not None
+                    yield Batch(features=rows.as_csr(), label=rows.labels)
         except (ValueError, OSError, EOFError) as exc:
             raise ClientError(
                 f"File {path} is not valid RecordIO-protobuf: {exc}. Records must be "
                 "SageMaker `Record` messages with features['values'] and label['values']."
             ) from None
-    if not rows.num_rows:
-        return _empty_batch()
-    assert rows.labels is not None
-    return Batch(features=rows.as_csr(), label=rows.labels)

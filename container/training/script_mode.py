@@ -76,7 +76,7 @@ def run_program(settings: Settings, config: Any, stop: StopRequest) -> None:
     export_base_dir(settings)
     from sagemaker_training import entry_point, environment, errors, files, runner
 
-    from container.training import distributed
+    from container.training import cluster
 
     env = environment.Environment(
         resource_config=config.resources or None,
@@ -86,10 +86,10 @@ def run_program(settings: Settings, config: Any, stop: StopRequest) -> None:
     program = user_program(settings, config.hyperparameters) or ""
     code_dir = Path(environment.code_dir)
     source = code_source(settings, config.hyperparameters)
-    hosts = distributed.hosts_from_config(config.resources or {})
+    hosts = cluster.hosts_from_config(config.resources or {})
     if hosts.count > 1:  # sagemaker-training would retry unresolvable names for 15 minutes
         for host in hosts.names:
-            distributed.resolve_host(host, settings.distributed.resolve_timeout_s)
+            cluster.resolve_host(host, settings.distributed.resolve_timeout_s)
 
     try:
         files.download_and_extract(uri=source, path=str(code_dir))

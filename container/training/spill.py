@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
+import scipy.sparse as sp
 import xgboost as xgb
 
 from container.arrow_values import float_values
@@ -121,26 +122,161 @@ class FeatureSpill:
             self._file.close()
 
 
-class SpillIterator(xgb.DataIter):
-    """Hands a spill to XGBoost a chunk at a time, each with its rows' labels and weights."""
+class SparseSpill:
+    """Sparse features (CSR pieces, as LIBSVM and RecordIO are read) in an unnamed temporary
+    file, for external-memory training. The readers' pieces (a MB of text each) are joined into
+    chunks of about `CHUNK_BYTES` (XGBoost makes a page of each batch, and walks every page
+    at each tree level: a few big pages beat hundreds of small ones). A chunk is its row
+    lengths (int64), column indices (int32) and values (float32). The width is the widest
+    piece's, or more (`widen`)."""
 
-    def __init__(self, spill: FeatureSpill, label: np.ndarray, weight: np.ndarray | None) -> None:
-        super().__init__(release_data=True)
+    def __init__(self, near: Path | None = None, chunk_bytes: int | None = None) -> None:
+        self.num_columns = 0
+        self.num_rows = 0
+        self.chunk_shapes: list[tuple[int, int]] = []
+        """(rows, stored values) of each chunk, in order."""
+        self._chunk_bytes = chunk_bytes or CHUNK_BYTES
+        self._pending: list[sp.csr_matrix] = []
+        self._pending_bytes = 0
+        self._file = _unnamed_file(near)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.num_rows, self.num_columns
+
+    def append(self, features: sp.csr_matrix) -> None:
+        """Add a CSR piece; written once the pieces held make a chunk."""
+        self._pending.append(features)
+        self._pending_bytes += 8 * int(features.nnz) + 8 * features.shape[0]
+        if self._pending_bytes >= self._chunk_bytes:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        width = max(piece.shape[1] for piece in self._pending)
+        features = sp.vstack(
+            [
+                sp.csr_matrix((p.data, p.indices, p.indptr), (p.shape[0], width))
+                for p in self._pending
+            ],
+            format="csr",
+        )
+        self._pending, self._pending_bytes = [], 0
+        rows, nnz = features.shape[0], int(features.nnz)
+        with self._writing(rows):
+            self._file.write(np.diff(features.indptr).astype(np.int64).tobytes())
+            self._file.write(features.indices.astype(np.int32, copy=False).tobytes())
+            self._file.write(features.data.astype(np.float32, copy=False).tobytes())
+        self.chunk_shapes.append((rows, nnz))
+        self.num_rows += rows
+        self.num_columns = max(self.num_columns, features.shape[1])
+
+    def widen(self, width: int) -> None:
+        """Present every piece `width` columns wide (another host's or channel's width)."""
+        self.num_columns = max(self.num_columns, width)
+
+    def finish(self) -> None:
+        self._write_pending()
+        with self._writing(0):
+            self._file.flush()
+        pa.default_memory_pool().release_unused()
+
+    @contextlib.contextmanager
+    def _writing(self, rows: int) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise ClientError(
+                f"Could not write the temporary feature file ({self.num_rows + rows} sparse "
+                f"rows so far): {exc}. It needs about 8 bytes a stored value, on the volume "
+                "that holds the input data; give the job a larger volume (VolumeSizeInGB)."
+            ) from None
+
+    def chunks(self) -> Iterator[tuple[slice, sp.csr_matrix]]:
+        """Each piece's rows (as a slice of the whole) and its CSR features, from the file."""
+        self._file.seek(0)
+        start = 0
+        for rows, nnz in self.chunk_shapes:
+            lengths = self._read(np.int64, rows)
+            indptr = np.zeros(rows + 1, dtype=np.int64)
+            np.cumsum(lengths, out=indptr[1:])
+            indices = self._read(np.int32, nnz)
+            data = self._read(np.float32, nnz)
+            matrix = sp.csr_matrix((data, indices, indptr), shape=(rows, self.num_columns))
+            yield slice(start, start + rows), matrix
+            start += rows
+
+    def _read(self, dtype: type[np.generic], count: int) -> np.ndarray:
+        values = np.empty(count, dtype=dtype)
+        if self._file.readinto(memoryview(values).cast("B")) != values.nbytes:
+            raise OSError("The temporary feature file ended early: was it truncated?")
+        return values
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+
+
+class SpillIterator(xgb.DataIter):
+    """Hands a spill to XGBoost a chunk at a time, each with its rows' labels and weights.
+
+    When `stopped()` turns true the pass ends early, as if the data had ended: XGBoost then
+    returns (with an error, the passes no longer agreeing) rather than run the whole build.
+    Raising instead would not do: XGBoost's ctypes callback swallows what `next` raises.
+    With `cache_prefix` (external memory), XGBoost writes its binned pages to files there."""
+
+    def __init__(
+        self,
+        spill: FeatureSpill | SparseSpill,
+        label: np.ndarray,
+        weight: np.ndarray | None,
+        stopped: Callable[[], bool] | None = None,
+        qid: np.ndarray | None = None,
+        cache_prefix: str | None = None,
+        window: slice | None = None,
+    ) -> None:
+        super().__init__(cache_prefix=cache_prefix, release_data=True, on_host=False)
         self._spill = spill
         self._label = label
         self._weight = weight
-        self._chunks: Iterator[tuple[slice, pa.Table]] | None = None
+        self._qid = qid
+        self._stopped = stopped
+        self._window = window
+        """Only these rows of the spill (this host's part); `label` etc. hold just them."""
+        self._chunks: Iterator[tuple[slice, pa.Table | sp.csr_matrix]] | None = None
 
     def reset(self) -> None:
         self._chunks = None
 
     def next(self, input_data: Callable[..., None]) -> bool:
+        if self._stopped is not None and self._stopped():
+            return False
         if self._chunks is None:
             self._chunks = self._spill.chunks()
+            if self._window is not None:
+                self._chunks = _within(self._chunks, self._window)
         chunk = next(self._chunks, None)
         if chunk is None:
             return False
         rows, features = chunk
         weight = None if self._weight is None else self._weight[rows]
-        input_data(data=features, label=self._label[rows], weight=weight)
+        qid = None if self._qid is None else self._qid[rows]
+        input_data(data=features, label=self._label[rows], weight=weight, qid=qid)
         return True
+
+
+def _within(
+    chunks: Iterator[tuple[slice, pa.Table | sp.csr_matrix]], window: slice
+) -> Iterator[tuple[slice, pa.Table | sp.csr_matrix]]:
+    """The chunks' rows inside `window`, numbered from its start."""
+    for rows, features in chunks:
+        low, high = max(rows.start, window.start), min(rows.stop, window.stop)
+        if low >= high:
+            continue
+        part = slice(low - rows.start, high - rows.start)
+        if isinstance(features, pa.Table):
+            features = features.slice(part.start, part.stop - part.start)
+        else:
+            features = features[part]
+        yield slice(low - window.start, high - window.start), features

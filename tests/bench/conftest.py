@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
-def _run_bench(script: str, out: Path, *args: str, timeout_s: int = 420) -> dict[str, Any]:
-    """`python bench/<script> --out OUT ARGS...`; fails with its output if it exits non-zero."""
-    argv = [sys.executable, str(REPO / "bench" / script), "--out", str(out), *args]
+def _run_bench(module: str, out: Path, *args: str, timeout_s: int = 420) -> dict[str, Any]:
+    """`python -m bench.<module> --out OUT ARGS...` from the checkout; its `<module>.json` and
+    `_stdout`. Fails with its output if it exits non-zero."""
+    argv = [sys.executable, "-m", f"bench.{module}", "--out", str(out), *args]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
-    assert done.returncode == 0, f"{script} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-    name = {"serve.py": "serve", "train.py": "train"}.get(script, Path(script).stem)
-    return json.loads((out / f"{name}.json").read_text()) | {"_stdout": done.stdout}
+    assert done.returncode == 0, f"{module} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return json.loads((out / f"{module}.json").read_text()) | {"_stdout": done.stdout}
 
 
 def _positive(value: Any) -> bool:

@@ -1,4 +1,4 @@
-"""`bench/compiled_predictor.py --quick`: the compiled model predicts what XGBoost predicts."""
+"""`python -m bench.compiled_predictor --quick`: the compiled model predicts what XGBoost does."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def test_compiled_predictor_matches_xgboost(
     out_dir: Path, run_bench: Callable[..., Any], positive: Callable[[Any], bool]
 ) -> None:
-    results = run_bench("compiled_predictor.py", out_dir, "--quick")
+    results = run_bench("compiled_predictor", out_dir, "--quick")
     assert set(results["models"]) == {"binary", "softprob"}
     for name, model in results["models"].items():
         assert model["identical_within_float32"], name

@@ -1,4 +1,4 @@
-"""`bench/serve.py --quick` runs end to end against the real `./serve` and writes sane output.
+"""`python -m bench.serve --quick` runs end to end against the real `./serve`; its output is sane.
 
 No timings are asserted (the goals live in the benchmark); only that every number is there,
 positive and consistent, that no request failed and that every server answered correctly.
@@ -23,7 +23,7 @@ def results(
     tmp_path_factory: pytest.TempPathFactory, run_bench: Callable[..., Any]
 ) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("serve-bench")
-    return run_bench("serve.py", out, "--quick") | {"_out": out}
+    return run_bench("serve", out, "--quick") | {"_out": out}
 
 
 @pytest.mark.parametrize("model", ["binary", "softprob"])

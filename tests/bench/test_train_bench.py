@@ -1,4 +1,4 @@
-"""`bench/train.py` on a small CSV: both runs complete and the JSON holds sane numbers."""
+"""`python -m bench.train` on a small CSV: both runs complete and the JSON holds sane numbers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def test_train_bench_measures_ours_and_bare(
     out_dir: Path, run_bench: Callable[..., Any], positive: Callable[[Any], bool]
 ) -> None:
-    results = run_bench("train.py", out_dir, "--rows", "3000", "--repeat", "1")
+    results = run_bench("train", out_dir, "--rows", "3000", "--repeat", "1")
     bare, ours = results["bare"], results["ours"]
     for phase in ("parse_s", "to_numpy_s", "quantile_dmatrix_s", "train_s"):
         assert positive(bare[phase]), phase

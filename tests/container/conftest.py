@@ -1,7 +1,7 @@
 """Fixtures for tests against the real image under a real Docker engine.
 
-The session starts the engine with scripts/docker-engine.sh (installing it when missing) and
-stops it at the end only if it started it. It builds the image once per run through
+The session's `docker_engine` (tests/conftest.py) starts the engine, installing it when missing,
+and stops it at the end only if it started it. It builds the image once per run through
 build_and_push.sh --no-push, FROM scripts/base-image.sh's base (the pinned public image, or a
 local Debian image when no registry answers); Docker's layer cache makes later runs quick.
 Containers get names from `container_name`, run on the host network, and are removed by name.
@@ -15,16 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from docker_helpers import IMAGE_NAME, LOCAL_TEST, TEST_TAG, opt_ml_copy, run, script
 
+from tests.support.docker import run, script
+from tests.support.paths import LOCAL_TEST
 
-@pytest.fixture(scope="session")
-def docker_engine() -> Iterator[None]:
-    """A running Docker engine; stopped at the end only if this session started it."""
-    outcome = script("scripts/docker-engine.sh", "start", timeout=600)
-    yield
-    if outcome == "started":
-        script("scripts/docker-engine.sh", "stop", timeout=120)
+from .docker_helpers import IMAGE_NAME, TEST_TAG, opt_ml_copy
 
 
 @pytest.fixture(scope="session")

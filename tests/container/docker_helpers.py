@@ -5,78 +5,21 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 
-import pytest
+from tests.support.docker import run
+from tests.support.paths import LOCAL_TEST
+from tests.support.ports import free_port
+from tests.support.waiting import wait_for_ping
 
-REPO = Path(__file__).resolve().parents[2]
-LOCAL_TEST = REPO / "local_test"
 IMAGE_NAME = "sagemaker-xgboost-byoc"
 TEST_TAG = "test"
 READY_TIMEOUT_S = 120
 """Upper bound on a server's start-up; a readiness deadline, not a speed assertion."""
-SCRIPT_MODE_WHEELS = REPO / ".cache" / "script-mode-wheels"
-SKLEARN_CLOSURE = ("scikit-learn", "joblib", "threadpoolctl", "narwhals", "cloudpickle")
-"""scikit-learn and what it needs beyond the image's numpy and scipy, at the host venv's
-versions (the same lock as the image)."""
-
-
-def script_mode_wheels() -> Path:
-    """The wheels the script-mode example's `requirements.txt` installs in the image: pip inside
-    these containers cannot reach PyPI, so they are downloaded once on the host (kept between
-    runs in `.cache/`) and mounted or copied in."""
-    pins = [f"{name}=={metadata.version(name)}" for name in SKLEARN_CLOSURE]
-    wheels = SCRIPT_MODE_WHEELS
-    if not all(any(wheels.glob(f"{pin.split('==')[0].replace('-', '_')}-*")) for pin in pins):
-        wheels.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "pip", "download"),
-                *("--no-deps", "--only-binary=:all:", "--dest", str(wheels), *pins),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert result.returncode == 0, f"pip download failed:\n{result.stderr[-3000:]}"
-    return wheels
-
-
-def run(cmd: list[str], timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command, capture its output; on failure show it in the test report."""
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"{' '.join(cmd)} exited {result.returncode}\n"
-            f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
-        )
-    return result
-
-
-def script(name: str, *args: str, timeout: float = 900, log: Path | None = None) -> str:
-    """Run a project script; return the last line of its stdout (its result)."""
-    result = subprocess.run(
-        [str(REPO / name), *args], capture_output=True, text=True, timeout=timeout
-    )
-    if log is not None:
-        log.write_text(result.stderr)
-    if result.returncode != 0:
-        pytest.fail(f"{name} {' '.join(args)} exited {result.returncode}:\n{result.stderr[-6000:]}")
-    lines = result.stdout.strip().splitlines()
-    assert lines, f"{name} printed nothing on stdout"
-    return lines[-1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+DOCKER_POLL_S = 0.3
+"""Between two looks through the docker CLI, each a process of its own on a busy machine."""
 
 
 def opt_ml_copy(destination: Path, hyperparameters: str | None = None) -> Path:
@@ -102,21 +45,24 @@ def status_and_body(result: subprocess.CompletedProcess) -> tuple[int, str]:
     return int(status or 0), body
 
 
-def wait_until_serving(name: str, port: int) -> None:
-    """Poll /ping until 200; fail with the container's log if it exits or never answers."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        status, _ = status_and_body(curl(f"http://127.0.0.1:{port}/ping"))
-        if status == 200:
-            return
-        state = run(["docker", "inspect", "-f", "{{.State.Running}}", name], check=False)
-        if state.stdout.strip() != "true":
-            logs = run(["docker", "logs", name], check=False)
-            pytest.fail(f"container {name} exited before serving:\n{logs.stdout}{logs.stderr}")
-        time.sleep(0.5)
+def container_running(name: str) -> bool:
+    state = run(["docker", "inspect", "-f", "{{.State.Running}}", name], check=False)
+    return state.stdout.strip() == "true"
+
+
+def container_logs(name: str) -> str:
     logs = run(["docker", "logs", name], check=False)
-    pytest.fail(
-        f"container {name} did not answer /ping:\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}"
+    return f"container {name}'s log:\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}"
+
+
+def wait_until_serving(name: str, port: int) -> None:
+    """Until /ping answers 200; fail with the container's log if it exits or never answers."""
+    wait_for_ping(
+        f"http://127.0.0.1:{port}",
+        READY_TIMEOUT_S,
+        alive=lambda: container_running(name),
+        context=lambda: container_logs(name),
+        poll_s=DOCKER_POLL_S,
     )
 
 

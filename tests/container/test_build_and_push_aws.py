@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 STAND_INS = Path(__file__).resolve().parent / "stand_ins"
 ACCOUNT = "123456789012"
 NAME = "my-xgboost"

@@ -6,20 +6,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from docker_helpers import (
-    IMAGE_NAME,
-    curl,
-    free_port,
-    run,
-    script,
-    serving,
-    status_and_body,
-)
+
+from tests.support.docker import run, script
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
+
+from .docker_helpers import IMAGE_NAME, curl, serving, status_and_body
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -45,11 +41,14 @@ def registry(tmp_path: Path, docker_engine: None) -> Iterator[str]:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while status_and_body(curl(f"http://127.0.0.1:{port}/v2/"))[0] != 200:
-            assert process.poll() is None, (tmp_path / "registry.log").read_text()
-            assert time.monotonic() < deadline, "docker-registry did not answer in 30 s"
-            time.sleep(0.2)
+        wait_until(
+            lambda: status_and_body(curl(f"http://127.0.0.1:{port}/v2/"))[0] == 200,
+            30,
+            "200 from docker-registry's /v2/",
+            alive=lambda: process.poll() is None,
+            context=(tmp_path / "registry.log").read_text,
+            poll_s=0.2,
+        )
         yield f"127.0.0.1:{port}"
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -12,19 +12,14 @@ make the others exit non-zero with the reason in `output/failure`.
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from docker_helpers import run
 
-# The process tests' data and `/opt/ml` builder (`tests/training` is a package under `tests/`).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training.distributed_data import (
+from tests.support.distributed import (
     HYPERPARAMETERS,
     TRAIN_FILES,
     Data,
@@ -33,6 +28,11 @@ from training.distributed_data import (
     make_data,
     metric_lines,
 )
+from tests.support.docker import run
+from tests.support.opt_ml import OptMlTree
+from tests.support.waiting import wait_until
+
+from .docker_helpers import DOCKER_POLL_S, container_running
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -46,21 +46,11 @@ TOLERANCE = 0.01
 """Largest gap in held-out logloss and accuracy between the distributed and single-host model."""
 
 
-@dataclass(frozen=True)
-class Host:
-    """One training container: its name (also its host name) and its `/opt/ml` tree."""
+@dataclass
+class Host(OptMlTree):
+    """One training container: its `/opt/ml` tree (`base`) and its name (also its host name)."""
 
     name: str
-    opt_ml: Path
-
-    @property
-    def model_file(self) -> Path:
-        return self.opt_ml / "model" / "xgboost-model"
-
-    @property
-    def failure(self) -> str | None:
-        path = self.opt_ml / "output" / "failure"
-        return path.read_text() if path.exists() else None
 
     def logs(self) -> str:
         result = subprocess.run(
@@ -133,11 +123,17 @@ class DockerCluster:
         names = [self.container_name(f"algo-{number}") for number in range(1, count + 1)]
         assert names == sorted(names)
         self.names.extend(names)
-        hosts = [Host(name=name, opt_ml=self.root / name) for name in names]
+        hosts = [
+            Host(
+                base=build_opt_ml(
+                    self.root, name, names, name, data, distribution, hyperparameters, "eth0"
+                ).base,
+                name=name,
+            )
+            for name in names
+        ]
         for host in hosts:
-            build_opt_ml(host.opt_ml, names, host.name, data, distribution, hyperparameters, "eth0")
-        for host in hosts:
-            docker_run_train(self.image, host.name, host.opt_ml, self.network)
+            docker_run_train(self.image, host.name, host.base, self.network)
         return hosts
 
     def remove(self) -> None:
@@ -166,10 +162,19 @@ def single_host_scores(
 ) -> tuple[float, float]:
     """Held-out scores of the model one container trains on all the data (no network at all)."""
     name = f"xgb-byoc-test-single-{uuid.uuid4().hex[:8]}"
-    host = Host(name=name, opt_ml=tmp_path_factory.mktemp("single") / "opt_ml")
-    build_opt_ml(host.opt_ml, [name], name, data, "FullyReplicated", HYPERPARAMETERS, "eth0")
+    job = build_opt_ml(
+        tmp_path_factory.mktemp("single"),
+        "opt_ml",
+        [name],
+        name,
+        data,
+        "FullyReplicated",
+        HYPERPARAMETERS,
+        "eth0",
+    )
+    host = Host(base=job.base, name=name)
     try:
-        docker_run_train(image, name, host.opt_ml, "none")
+        docker_run_train(image, name, host.base, "none")
         code = host.wait()
         output = host.logs()
     finally:
@@ -227,15 +232,14 @@ def test_containers_train_one_model_as_good_as_one_host(
 def wait_for_round(host: Host, round_number: int) -> None:
     """Poll the host's log until it prints the metric line of `round_number`."""
     marker = f"[{round_number}]\t"
-    deadline = time.monotonic() + EXIT_TIMEOUT_S
-    while True:
-        output = host.logs()
-        if marker in output:
-            return
-        state = run(["docker", "inspect", "-f", "{{.State.Running}}", host.name], check=False)
-        if state.stdout.strip() != "true" or time.monotonic() > deadline:
-            pytest.fail(f"host {host.name} never printed {marker!r}; its log:\n{output[-3000:]}")
-        time.sleep(0.3)
+    wait_until(
+        lambda: marker in host.logs(),
+        EXIT_TIMEOUT_S,
+        f"{marker!r} from host {host.name}",
+        alive=lambda: container_running(host.name),
+        context=lambda: host.logs()[-3000:],
+        poll_s=DOCKER_POLL_S,
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@ import json
 import re
 
 import pytest
-from docker_helpers import REPO, run
+
+from tests.support.docker import run
+from tests.support.paths import REPO
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from docker_helpers import REPO
+
+from tests.support.paths import REPO
 
 SHELL_SCRIPTS = sorted(
     [

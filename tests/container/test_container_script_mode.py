@@ -9,18 +9,18 @@ are downloaded once on the host into `.cache/` (kept between runs).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import requests
-from docker_helpers import REPO, run, script_mode_wheels, serving
-
-sys.path.insert(0, str(REPO / "examples"))
 from churn_data import churn_table, write_churn_csv
+
+from tests.support.churn import assert_shap_answers, post_customers
+from tests.support.docker import run, script_mode_wheels
+from tests.support.opt_ml import script_mode_job
+from tests.support.paths import REPO
+
+from .docker_helpers import serving
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -34,32 +34,21 @@ def wheels() -> Path:
 
 def script_mode_tree(root: Path, code: Path | None = None, script: str | None = None) -> Path:
     """An /opt/ml tree as SDK local mode mounts it: code in /opt/ml/code, churn CSV channels."""
-    opt_ml = root / "opt_ml"
-    config = opt_ml / "input" / "config"
-    config.mkdir(parents=True)
-    (opt_ml / "model").mkdir()
-    (opt_ml / "output").mkdir()
-    hyperparameters = {
-        "sagemaker_program": json.dumps("train.py"),
-        "sagemaker_submit_directory": json.dumps("/opt/ml/code"),
-        "max_depth": "3",
-    }
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-    channel = {"ContentType": "text/csv", "TrainingInputMode": "File"}
-    (config / "inputdataconfig.json").write_text(
-        json.dumps({"train": channel, "validation": channel})
+    job = script_mode_job(
+        root,
+        {
+            "sagemaker_program": json.dumps("train.py"),
+            "sagemaker_submit_directory": json.dumps("/opt/ml/code"),
+            "max_depth": "3",
+        },
+        {"train": {"content_type": "text/csv"}, "validation": {"content_type": "text/csv"}},
+        code=code,
+        script=script,
+        resources={"current_host": "algo-1", "hosts": ["algo-1"]},
     )
-    (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
-    )
-    write_churn_csv(opt_ml / "input" / "data" / "train", 2500, seed=0)
-    write_churn_csv(opt_ml / "input" / "data" / "validation", 600, seed=1)
-    if code is not None:
-        shutil.copytree(code, opt_ml / "code", ignore=shutil.ignore_patterns("__pycache__"))
-    else:
-        (opt_ml / "code").mkdir()
-        (opt_ml / "code" / "train.py").write_text(script or "")
-    return opt_ml
+    write_churn_csv(job.channel_dir("train"), 2500, seed=0)
+    write_churn_csv(job.channel_dir("validation"), 600, seed=1)
+    return job.base
 
 
 def docker_train(image: str, name: str, opt_ml: Path, wheels: Path) -> subprocess.CompletedProcess:
@@ -92,22 +81,11 @@ def test_analyst_script_trains_and_its_shap_hooks_serve(
     assert (opt_ml / "model" / "code" / "inference.py").is_file()
 
     customers = churn_table(3, seed=5).drop(columns="churned")
-    records = json.loads(customers.to_json(orient="records"))
     with serving(image, container_name("script-serve"), opt_ml / "model") as port:
-        response = requests.post(
-            f"http://127.0.0.1:{port}/invocations",
-            json={"customers": records},
-            headers={"Accept": "application/json"},
-            timeout=60,
-        )
+        response = post_customers(f"http://127.0.0.1:{port}", customers)
 
     assert response.status_code == 200, response.text
-    predictions = response.json()["predictions"]
-    assert [p["customer_id"] for p in predictions] == list(customers.customer_id)
-    for prediction in predictions:
-        probability = prediction["churn_probability"]
-        margin = sum(prediction["contributions"].values()) + prediction["bias"]
-        assert margin == pytest.approx(np.log(probability / (1 - probability)), abs=1e-3)
+    assert_shap_answers(response.json()["predictions"], customers)
 
 
 def test_a_failing_script_writes_its_traceback_to_output_failure(

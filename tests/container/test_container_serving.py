@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from docker_helpers import curl, predictions_accuracy, run, serving, status_and_body
+
+from tests.support.docker import run
+
+from .docker_helpers import curl, predictions_accuracy, serving, status_and_body
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 

@@ -6,7 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from docker_helpers import opt_ml_copy, run
+
+from tests.support.docker import run
+from tests.support.paths import LOCAL_TEST
+
+from .docker_helpers import opt_ml_copy
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1200)]
 
@@ -37,12 +41,7 @@ def test_no_argument_trains(image: str, tmp_path: Path, container_name) -> None:
 def test_bad_hyperparameter_writes_failure_and_exits_non_zero(
     image: str, tmp_path: Path, container_name
 ) -> None:
-    config = json.loads(
-        (
-            Path(__file__).resolve().parents[2]
-            / "local_test/test_dir/input/config/hyperparameters.json"
-        ).read_text()
-    )
+    config = json.loads((LOCAL_TEST / "test_dir/input/config/hyperparameters.json").read_text())
     config["max_depth"] = "deep"
     opt_ml = opt_ml_copy(tmp_path / "opt_ml", hyperparameters=json.dumps(config))
 

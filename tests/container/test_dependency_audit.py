@@ -9,7 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def test_locked_dependencies_have_no_known_vulnerabilities(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 ENGINE = str(REPO / "scripts" / "docker-engine.sh")
 
 

@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from markdown_text import PAGES, README, REPO, anchors, code_blocks, link_targets
+
+from tests.support.paths import REPO
+
+from .markdown_text import PAGES, README, anchors, code_blocks, link_targets
 
 
 def _relative_links() -> list[tuple[Path, str]]:

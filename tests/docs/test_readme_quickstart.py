@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from markdown_text import README, REPO, code_blocks, section
+
+from tests.support.paths import REPO
+from tests.support.ports import free_port
+
+from .markdown_text import README, code_blocks, section
 
 QUICK_START = "Quick start, local"
 SKIPPED = "make test"
@@ -71,12 +74,6 @@ def missing_lines(shown: tuple[str, ...], output: str) -> list[str]:
     return missing
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def container_names() -> Iterator[list[str]]:
     """The `--name`s the quick start gives its containers; none exists before or after."""
@@ -121,7 +118,7 @@ def test_readme_quick_start_runs_as_written(tmp_path: Path, container_names: lis
         env={
             **os.environ,
             "TMPDIR": str(tmp_path),
-            "PORT": str(_free_port()),
+            "PORT": str(free_port()),
         },
         capture_output=True,
         text=True,

@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .helpers import IMAGE, NETWORK, REPO, DigitsSplit, SdkRun, SdkVenvs, write_digits_csv
+from tests.support.paths import REPO
+from tests.support.ports import free_port
+
+from .helpers import IMAGE, NETWORK, DigitsSplit, SdkRun, SdkVenvs, write_digits_csv
 
 VENV_TIMEOUT_S = 1200
 
@@ -34,26 +36,6 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["docker", *args], capture_output=True, text=True, timeout=120, check=check
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def docker_engine() -> Iterator[None]:
-    """A running Docker engine, stopped at the end only if this session started it."""
-    engine = REPO / "scripts" / "docker-engine.sh"
-    result = subprocess.run([str(engine), "start"], capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        _missing(
-            f"no Docker engine: scripts/docker-engine.sh start failed:\n{result.stderr[-2000:]}"
-        )
-    yield
-    if result.stdout.strip().endswith("started"):
-        subprocess.run([str(engine), "stop"], capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="session")
@@ -119,8 +101,8 @@ def _remove_containers_under(root: Path) -> list[str]:
 
 
 @pytest.fixture
-def sdk_run(tmp_path: Path, image: str, sagemaker_local_network: None) -> Iterator[SdkRun]:
-    """A temp HOME with the local-mode config, telemetry off; containers removed at teardown."""
+def sdk_env(tmp_path: Path) -> SdkRun:
+    """A temp HOME with the local-mode config, telemetry off, no credentials; no Docker needed."""
     home = tmp_path / "home"
     (home / ".sagemaker").mkdir(parents=True)
     containers = tmp_path / "containers"
@@ -129,7 +111,7 @@ def sdk_run(tmp_path: Path, image: str, sagemaker_local_network: None) -> Iterat
         "local": {
             "local_code": True,
             "container_root": str(containers),
-            "serving_port": _free_port(),
+            "serving_port": free_port(),
         }
     }
     (home / ".sagemaker" / "config.yaml").write_text(json.dumps(local_config))
@@ -154,12 +136,18 @@ def sdk_run(tmp_path: Path, image: str, sagemaker_local_network: None) -> Iterat
         AWS_DEFAULT_REGION="us-east-1",
         # No credentials, no instance metadata lookups, and any AWS call fails on loopback.
         AWS_EC2_METADATA_DISABLED="true",
-        AWS_ENDPOINT_URL=f"http://127.0.0.1:{_free_port()}",
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
         PYTHONUNBUFFERED="1",
         SAGEMAKER_SUPPRESS_V2_WARNING="1",
     )
-    yield SdkRun(root=tmp_path, env=env)
-    _remove_containers_under(tmp_path)
+    return SdkRun(root=tmp_path, env=env)
+
+
+@pytest.fixture
+def sdk_run(sdk_env: SdkRun, image: str, sagemaker_local_network: None) -> Iterator[SdkRun]:
+    """`sdk_env` with the built image; the containers the SDK made are removed at teardown."""
+    yield sdk_env
+    _remove_containers_under(sdk_env.root)
 
 
 @pytest.fixture(scope="session")

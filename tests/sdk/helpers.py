@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from digits_data import DigitsSplit, write_digits_csv
+
+from tests.support.paths import REPO
+
 EXAMPLES = REPO / "examples"
 DRIVERS = Path(__file__).resolve().parent / "drivers"
 NETWORK = "sagemaker-local"
 IMAGE = os.environ.get("XGB_IMAGE", "sagemaker-xgboost-byoc:latest")
 
-if str(EXAMPLES) not in sys.path:
-    sys.path.insert(0, str(EXAMPLES))
-from digits_data import DigitsSplit, write_digits_csv  # noqa: E402
 
 __all__ = [
     "DRIVERS",

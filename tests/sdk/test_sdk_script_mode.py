@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-from .helpers import DRIVERS, EXAMPLES, REPO, SdkRun, SdkVenvs
-
-sys.path.insert(0, str(EXAMPLES))
-sys.path.insert(0, str(REPO / "tests" / "container"))
 from churn_data import churn_table, write_churn_csv
-from docker_helpers import script_mode_wheels
+
+from tests.support.churn import assert_shap_answers
+from tests.support.docker import script_mode_wheels
+
+from .helpers import DRIVERS, EXAMPLES, SdkRun, SdkVenvs
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -64,12 +61,7 @@ def test_entry_point_and_source_dir_train_and_serve_in_local_mode(
     assert result.returncode == 0, result.stdout[-6000:]
     report = json.loads(report_file.read_text())
     assert "validation-auc: 0." in result.stdout
-    predictions = report["answer"]["predictions"]
-    assert [p["customer_id"] for p in predictions] == list(customers.customer_id)
-    for prediction in predictions:
-        probability = prediction["churn_probability"]
-        margin = sum(prediction["contributions"].values()) + prediction["bias"]
-        assert margin == pytest.approx(np.log(probability / (1 - probability)), abs=1e-3)
+    assert_shap_answers(report["answer"]["predictions"], customers)
     with tarfile.open(report["model_data"].removeprefix("file://")) as tar:
         assert {"xgboost-model", "code/inference.py"} <= set(tar.getnames())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,14 @@ def save_model_dir(root: Path, booster: xgb.Booster, fmt: str = "json") -> Path:
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / f"{MODEL_FILENAME}.{fmt}"))
     (model_dir / f"{MODEL_FILENAME}.{fmt}").rename(model_dir / MODEL_FILENAME)
+    return model_dir
+
+
+def model_dir_with_code(root: Path, code: str, booster: xgb.Booster | None = None) -> Path:
+    """`root/model/xgboost-model` (a tiny binary:logistic booster) and `code/inference.py`."""
+    model_dir = save_model_dir(root, booster or train_booster("binary:logistic"))
+    (model_dir / "code").mkdir(exist_ok=True)
+    (model_dir / "code" / "inference.py").write_text(textwrap.dedent(code))
     return model_dir
 
 

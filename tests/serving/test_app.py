@@ -141,7 +141,7 @@ def test_every_content_type_gives_booster_predictions(
 def test_libsvm_rows_may_leave_out_trailing_features(make_client, boosters) -> None:
     rows = np.array([[0.5, np.nan, np.nan, np.nan], [np.nan, 0.2, np.nan, np.nan]], np.float32)
     response = make_client().post(
-        "/invocations", data=b"0:0.5\n1 1:0.2\n", headers={"Content-Type": "text/libsvm"}
+        "/invocations", data=b"1 0:0.5\n1 1:0.2\n", headers={"Content-Type": "text/libsvm"}
     )
     assert response.status_code == 200, response.data
     got = [float(v) for v in response.get_data(as_text=True).splitlines()]
@@ -418,7 +418,7 @@ LONG_CSV = (ROW + "\n") * 3
             {"Content-Type": "text/libsvm"},
             b"1 0:0.1 x:0.2\n",
             400,
-            "text/libsvm row 1: index 'x' in 'x:0.2' is not a non-negative integer.",
+            "text/libsvm row 1, column 3: 'x:0.2' has an index that is not a non-negative integer.",
         ),
         (
             {},

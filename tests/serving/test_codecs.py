@@ -156,7 +156,7 @@ def test_column_limit_is_checked_on_the_first_line() -> None:
 
 
 def test_libsvm_skips_label_and_qid_and_keeps_indices_as_columns() -> None:
-    matrix = DECODERS["text/libsvm"](b"3 qid:1 1:0.5 3:2\n0:1\n", LIMITS)
+    matrix = DECODERS["text/libsvm"](b"3 qid:1 1:0.5 3:2\n0 0:1\n", LIMITS)
     assert matrix.shape == (2, 4)
     np.testing.assert_array_equal(matrix.toarray(), [[0, 0.5, 0, 2], [1, 0, 0, 0]])
 

@@ -1,6 +1,7 @@
 """The real `./serve` under load and faults, loopback only, each run bounded.
 
-A short soak (bench/soak.py for 20 s), `kill -9` of a worker under load, and SIGTERM under load.
+A short soak (`python -m bench.soak` for 20 s), `kill -9` of a worker under load, and SIGTERM
+under load.
 The figures each test measures are printed (`pytest -s`) for the README.
 """
 
@@ -21,14 +22,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO
+from tests.support.server import Server, accepted_by, listening, worker_pids
+from tests.support.waiting import wait_until
+
 from .helpers import save_model_dir, train_booster
-from .test_openapi import wait_for_workers, worker_pids
-from .test_server import Server, start_serve
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 BODY = b"0.1,0.2,0.3,0.4\n"
+UNDER_LOAD = 20
+"""Requests answered before a fault, and after a replaced worker, to call the server loaded."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class Load:
     def _ping(self) -> None:
         while not self.stop.is_set():
             self._one("/ping")
-            time.sleep(0.05)
+            time.sleep(0.05)  # a steady, light /ping beside the load
 
     def __enter__(self) -> Load:
         targets = [self._invoke] * self.clients + [self._ping]
@@ -93,17 +97,23 @@ class Load:
     def failures(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.result != "200"]
 
+    def answered(self, count: int, after: float = 0.0) -> bool:
+        """Whether `count` requests begun after `after` (monotonic time) have been answered 200."""
+        return sum(o.result == "200" and o.began > after for o in list(self.outcomes)) >= count
 
-def _serve(tmp_path: Path) -> Server:
+
+def _serve(tmp_path: Path, serve) -> Server:
     save_model_dir(tmp_path, train_booster("binary:logistic"))
-    return start_serve(tmp_path)
+    return serve(tmp_path)
 
 
 def test_short_soak_has_no_errors_and_flat_memory(tmp_path: Path) -> None:
-    """bench/soak.py for 20 s at 100 requests/s (one in ten a bad body that must get its 400)."""
+    """`python -m bench.soak` for 20 s at 100 requests/s (one in ten a bad body that must get
+    its 400)."""
     soak_args = ["--seconds", "20", "--warm-up-s", "5", "--out", str(tmp_path)]
     result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "soak.py"), *soak_args],
+        [sys.executable, "-m", "bench.soak", *soak_args],
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
@@ -122,26 +132,26 @@ def test_short_soak_has_no_errors_and_flat_memory(tmp_path: Path) -> None:
     assert (tmp_path / "soak.png").stat().st_size > 0
 
 
-def test_kill_9_of_a_worker_under_load_loses_only_its_request(tmp_path: Path) -> None:
-    server = _serve(tmp_path)
-    try:
-        workers = wait_for_workers(server, 2)
-        victim = min(workers)
-        with Load(int(server.url.rsplit(":", 1)[1])) as load:
-            time.sleep(1.5)
-            killed_at = time.monotonic()
-            os.kill(victim, signal.SIGKILL)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                now = worker_pids(server)
-                if len(now) == 2 and victim not in now:
-                    break
-                time.sleep(0.05)
-            replaced_at = time.monotonic()
-            time.sleep(1.5)
-        replacement = worker_pids(server) - workers
-    finally:
-        server.stop()
+def test_kill_9_of_a_worker_under_load_loses_only_its_request(tmp_path: Path, serve) -> None:
+    server = _serve(tmp_path, serve)
+    workers = server.workers
+    victim = min(workers)
+    with Load(server.port) as load:
+        wait_until(lambda: load.answered(UNDER_LOAD), 60, f"{UNDER_LOAD} requests answered")
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: len(now := worker_pids(server)) == 2 and victim not in now,
+            30,
+            "a worker in place of the killed one",
+        )
+        replaced_at = time.monotonic()
+        wait_until(
+            lambda: load.answered(UNDER_LOAD, after=replaced_at),
+            60,
+            f"{UNDER_LOAD} requests answered after the replacement",
+        )
+    replacement = worker_pids(server) - workers
     failures = load.failures()
     print(
         f"kill -9: {len(load.outcomes)} requests, {len(failures)} failed "
@@ -166,35 +176,36 @@ def _connect_result(port: int) -> str:
     return "connected"
 
 
-def test_sigterm_under_load_drains_refuses_new_connections_and_exits_0(tmp_path: Path) -> None:
+def test_sigterm_under_load_drains_refuses_new_connections_and_exits_0(
+    tmp_path: Path, serve
+) -> None:
     """A request is held in flight (half its body sent) when SIGTERM comes; load keeps coming."""
-    server = _serve(tmp_path)
-    port = int(server.url.rsplit(":", 1)[1])
-    try:
-        wait_for_workers(server, 2)
-        with Load(port, clients=2) as load, socket.create_connection(("127.0.0.1", port)) as held:
-            held.sendall(
-                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-                + f"Content-Length: {len(BODY)}\r\n\r\n".encode()
-                + BODY[:5]
-            )
-            time.sleep(1)
-            signalled = time.monotonic()
-            server.process.send_signal(signal.SIGTERM)
-            time.sleep(1)
-            during_drain = _connect_result(port)
-            held.sendall(BODY[5:])
-            reply = b""
-            while chunk := held.recv(65536):
-                reply += chunk
-            code = server.process.wait(timeout=30)
-            drained = time.monotonic() - signalled
-    finally:
-        server.stop()
+    server = _serve(tmp_path, serve)
+    port = server.port
+    with Load(port, clients=2) as load, socket.create_connection(("127.0.0.1", port)) as held:
+        held.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            + f"Content-Length: {len(BODY)}\r\n\r\n".encode()
+            + BODY[:5]
+        )
+        wait_until(lambda: accepted_by(server, held), 30, "nginx to accept the held request")
+        wait_until(lambda: load.answered(UNDER_LOAD), 60, f"{UNDER_LOAD} requests answered")
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        # nginx closes its listener on SIGTERM (the supervisor quits it gracefully): the drain
+        # has begun.
+        wait_until(lambda: not listening(port), 30, f"port {port} to stop listening")
+        during_drain = _connect_result(port)
+        held.sendall(BODY[5:])
+        reply = b""
+        while chunk := held.recv(65536):
+            reply += chunk
+        code = server.process.wait(timeout=30)
+        drained = time.monotonic() - signalled
     before = [o for o in load.outcomes if o.ended < signalled]
     after = [o for o in load.outcomes if o.ended >= signalled]
     print(
-        f"SIGTERM: exit {code} after {drained:.2f} s (1 s of it waiting on the held request); "
+        f"SIGTERM: exit {code} after {drained:.2f} s; "
         f"{len(before)} requests before, after: {Counter(o.result for o in after)}; "
         f"a new connection during the drain: {during_drain}"
     )

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.server import read_answer, running_server
+
 from .helpers import save_model_dir, train_booster
-from .test_hostile_input import read_answer
-from .test_server import Server, start_serve
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +24,8 @@ ROW = b"0.1,0.2,0.3,0.4"
 def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     base = tmp_path_factory.mktemp("front")
     save_model_dir(base, train_booster("binary:logistic"))
-    server: Server = start_serve(base, XGB_SERVER_READ_TIMEOUT_S="2")
-    yield int(server.url.rsplit(":", 1)[1])
-    server.stop()
+    with running_server(base, XGB_SERVER_READ_TIMEOUT_S="2") as server:
+        yield server.port
 
 
 def _exchange(port: int, data: bytes) -> bytes:

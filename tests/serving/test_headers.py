@@ -57,7 +57,7 @@ def test_unsupported_content_type_lists_supported() -> None:
         ("application/xml, application/json;q=0.5", "application/json"),
         ("text/*", "text/csv"),
         ("application/*", "application/json"),
-        ("application/json;q=abc", "application/json"),
+        ("application/json;q=abc", "text/csv"),  # werkzeug drops a q that is no number
         ("image/png, */*;q=0.1", "text/csv"),
     ],
     ids=[
@@ -84,3 +84,27 @@ def test_unacceptable(header: str) -> None:
     assert (
         "Ask for one of: text/csv, application/json, application/jsonlines." in error.value.message
     )
+
+
+@pytest.mark.parametrize(
+    ("header", "chosen"),
+    [
+        ("application/jsonlines;q=0.9, application/json", "application/json"),
+        ("text/*;q=0.5, application/jsonlines;q=0.6", "application/jsonlines"),
+        ("application/json; charset=utf-8", "application/json"),
+        ("APPLICATION/JSON", "application/json"),
+    ],
+    ids=str,
+)
+def test_accept_is_parsed_by_werkzeug_beyond_the_exact_match(header: str, chosen: str) -> None:
+    assert choose_accept(header, SUPPORTED_OUT, "text/csv") == chosen
+
+
+@pytest.mark.parametrize(
+    "header",
+    ['text/csv; label_size="2"', "text/csv; Label_Size=3", "text/csv; charset=latin-1"],
+    ids=str,
+)
+def test_content_type_parameters_are_read_by_werkzeug(header: str) -> None:
+    with pytest.raises(UnsupportedMediaType):
+        parse_content_type(header, SUPPORTED_IN)

@@ -23,10 +23,18 @@ import numpy as np
 import pytest
 
 from container.settings import Settings
+from tests.support.paths import REPO
+from tests.support.ports import free_port
+from tests.support.server import (
+    Server,
+    child_pids,
+    gunicorn_master,
+    serve_env,
+    start_serve,
+    worker_pids,
+)
 
-from .helpers import save_model_dir, train_booster
-from .test_openapi import _children, gunicorn_master, wait_for_workers, worker_pids
-from .test_server import REPO, Server, _env, _free_port, start_serve
+from .helpers import model_dir_with_code, save_model_dir, train_booster
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +43,11 @@ ROW = b"0.1,0.2,0.3,0.4\n"
 PING_LIMIT_S = 2.0
 
 
-def _port(server: Server) -> int:
-    return int(server.url.rsplit(":", 1)[1])
-
-
-def _serve(base: Path, **env: str) -> Server:
-    if not (base / "model").exists():
-        save_model_dir(base, train_booster("binary:logistic"))
-    return start_serve(base, SAGEMAKER_MODEL_SERVER_WORKERS=DEFAULT_WORKERS, **env)
+def _model(base: Path) -> Path:
+    """`base` with a binary:logistic model in its model folder; the workers `serve` starts by
+    default (gunicorn's master beside nginx), not the test helpers' 2."""
+    save_model_dir(base, train_booster("binary:logistic"))
+    return base
 
 
 def ping_once(port: int) -> tuple[int, float]:
@@ -162,27 +167,30 @@ def rows_per_second(port: int, seconds: float = 2.0, clients: int = 4) -> float:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real-time server; 2 s for a client to send a request or take an answer."""
-    served = _serve(tmp_path_factory.mktemp("health"), XGB_SERVER_READ_TIMEOUT_S="2")
-    wait_for_workers(served, int(DEFAULT_WORKERS))
+    served = start_serve(
+        _model(tmp_path_factory.mktemp("health")),
+        SAGEMAKER_MODEL_SERVER_WORKERS=DEFAULT_WORKERS,
+        XGB_SERVER_READ_TIMEOUT_S="2",
+    )
     yield served
     served.stop()
 
 
 def test_ping_with_64_idle_connections(server: Server) -> None:
-    with idle_connections(_port(server)):
-        assert_pings_healthy(_port(server))
+    with idle_connections(server.port):
+        assert_pings_healthy(server.port)
 
 
 def test_ping_with_64_clients_trickling_requests(server: Server) -> None:
-    with trickling_clients(_port(server)):
-        assert_pings_healthy(_port(server))
+    with trickling_clients(server.port):
+        assert_pings_healthy(server.port)
 
 
 def test_clients_that_never_read_are_cut_off_logged_and_others_served(server: Server) -> None:
     """Two clients ask for a 5 MB JSON answer each and never read it (a tiny receive window).
     nginx takes each answer from the worker at once, keeps pinging and serving others, and
     cuts the clients off 2 s after their last read, with a line in the log."""
-    port = _port(server)
+    port = server.port
     workers = worker_pids(server)
     body = fixed_width_csv(160_000, seed=1)  # 5.8 MB, under the 6 MB limit
     with ExitStack() as stack:
@@ -206,7 +214,7 @@ def test_clients_that_never_read_are_cut_off_logged_and_others_served(server: Se
 def test_fairness_idle_and_trickling_connections_keep_half_the_throughput(
     server: Server,
 ) -> None:
-    port = _port(server)
+    port = server.port
     rows_per_second(port, seconds=0.5)  # warm-up
     unloaded = rows_per_second(port)
     with idle_connections(port), trickling_clients(port):
@@ -216,12 +224,17 @@ def test_fairness_idle_and_trickling_connections_keep_half_the_throughput(
 
 
 def test_ping_while_every_worker_is_busy_with_maximum_size_batch_requests(
-    tmp_path: Path,
+    tmp_path: Path, serve
 ) -> None:
     """Batch mode with a 16 MB limit: one client per worker (MaxConcurrentTransforms) sends
     bodies just under the limit back to back while /ping is asked."""
-    server = _serve(tmp_path, SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB="16")
-    port = _port(server)
+    server = serve(
+        _model(tmp_path),
+        SAGEMAKER_MODEL_SERVER_WORKERS=DEFAULT_WORKERS,
+        SAGEMAKER_BATCH="true",
+        SAGEMAKER_MAX_PAYLOAD_IN_MB="16",
+    )
+    port = server.port
     body = fixed_width_csv(16 * 1024 * 1024 // 36, seed=2)  # 16 MB less a few bytes
     stop = threading.Event()
     answered: list[int] = []
@@ -246,7 +259,6 @@ def test_ping_while_every_worker_is_busy_with_maximum_size_batch_requests(
         stop.set()
         for client in clients:
             client.join(timeout=120)
-        server.stop()
     assert answered and set(answered) == {200}, answered
 
 
@@ -272,16 +284,16 @@ def predict_fn(data, model):
 
 
 def test_ping_while_a_user_predict_fn_sleeps_20_s_in_every_worker(tmp_path: Path) -> None:
-    save_model_dir(tmp_path, train_booster("binary:logistic"))
-    (tmp_path / "model" / "code").mkdir()
-    (tmp_path / "model" / "code" / "inference.py").write_text(SLEEPY_CODE)
+    model_dir_with_code(tmp_path, SLEEPY_CODE)
     busy = tmp_path / "busy"
     busy.mkdir()
-    server = _serve(tmp_path, BUSY_DIR=str(busy))
+    server = start_serve(
+        tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS=DEFAULT_WORKERS, BUSY_DIR=str(busy)
+    )
     workers = int(DEFAULT_WORKERS)
 
     def invoke() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", _port(server), timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         try:
             conn.request("POST", "/invocations", ROW, {"Content-Type": "text/csv"})
             conn.getresponse().read()
@@ -298,7 +310,7 @@ def test_ping_while_a_user_predict_fn_sleeps_20_s_in_every_worker(tmp_path: Path
         while len(list(busy.iterdir())) < workers and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(list(busy.iterdir())) == workers, server.log.read_text()[-2000:]
-        assert_pings_healthy(_port(server), count=10)
+        assert_pings_healthy(server.port, count=10)
     finally:
         server.stop()
 
@@ -307,10 +319,10 @@ def test_ping_is_never_200_from_a_server_whose_model_failed_to_load(tmp_path: Pa
     """The model file is not a model: serve exits 1, and no /ping meanwhile said 200."""
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "xgboost-model").write_bytes(b"not a model at all")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [str(REPO / "serve")],
-        env=_env(tmp_path, port, SAGEMAKER_MODEL_SERVER_WORKERS=DEFAULT_WORKERS),
+        env=serve_env(tmp_path, port, SAGEMAKER_MODEL_SERVER_WORKERS=DEFAULT_WORKERS),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -331,33 +343,30 @@ def test_ping_is_never_200_from_a_server_whose_model_failed_to_load(tmp_path: Pa
 
 
 def test_ping_is_503_while_the_master_hangs_with_no_worker_then_200_again(
-    tmp_path: Path,
+    tmp_path: Path, serve
 ) -> None:
     """gunicorn's master stopped (SIGSTOP) and every worker killed: nothing can serve, and
     nginx does not answer 200 by itself. Once the master runs again it starts new workers."""
-    server = _serve(tmp_path)
-    port = _port(server)
-    try:
-        workers = wait_for_workers(server, int(DEFAULT_WORKERS))
-        master = gunicorn_master(server)
-        assert master is not None
-        os.kill(master, signal.SIGSTOP)
-        deadline = time.monotonic() + 10
-        while _state(master) != "T" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert _state(master) == "T"
-        for pid in workers:
-            os.kill(pid, signal.SIGKILL)
-        status, seconds = ping_once(port)
-        assert status == 503 and seconds < PING_LIMIT_S, (status, seconds)
-        os.kill(master, signal.SIGCONT)
-        deadline = time.monotonic() + 30
-        while ping_once(port)[0] != 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert_pings_healthy(port, count=5)
-        assert not worker_pids(server) & workers
-    finally:
-        server.stop()
+    server = serve(_model(tmp_path), SAGEMAKER_MODEL_SERVER_WORKERS=DEFAULT_WORKERS)
+    port = server.port
+    workers = server.workers
+    master = gunicorn_master(server)
+    assert master is not None
+    os.kill(master, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while _state(master) != "T" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _state(master) == "T"
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    status, seconds = ping_once(port)
+    assert status == 503 and seconds < PING_LIMIT_S, (status, seconds)
+    os.kill(master, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while ping_once(port)[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert_pings_healthy(port, count=5)
+    assert not worker_pids(server) & workers
 
 
 def _state(pid: int) -> str:
@@ -366,24 +375,21 @@ def _state(pid: int) -> str:
 
 
 def _nginx_master(server: Server) -> int:
-    for pid in _children(server.process.pid):
+    for pid in child_pids(server.process.pid):
         if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"nginx"):
             return pid
     raise AssertionError("serve runs no nginx")
 
 
 @pytest.mark.parametrize("victim", ["nginx", "gunicorn"])
-def test_serve_stops_whole_when_nginx_or_gunicorn_dies(tmp_path: Path, victim: str) -> None:
+def test_serve_stops_whole_when_nginx_or_gunicorn_dies(tmp_path: Path, victim: str, serve) -> None:
     """Never a front without workers, nor workers without a front: serve stops the other,
     says why and exits non-zero."""
-    server = _serve(tmp_path)
-    try:
-        pid = _nginx_master(server) if victim == "nginx" else gunicorn_master(server)
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        code = server.process.wait(timeout=30)
-    finally:
-        server.stop()
+    server = serve(_model(tmp_path), SAGEMAKER_MODEL_SERVER_WORKERS=DEFAULT_WORKERS)
+    pid = _nginx_master(server) if victim == "nginx" else gunicorn_master(server)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    code = server.process.wait(timeout=30)
     assert code != 0
     assert f"{victim} exited" in server.log.read_text()
-    assert ping_once(_port(server))[0] == 0
+    assert ping_once(server.port)[0] == 0

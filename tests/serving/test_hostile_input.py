@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from tests.support.server import Server, read_answer, running_server, worker_pids
+
 from .helpers import save_model_dir, train_booster
-from .test_openapi import wait_for_workers, worker_pids
-from .test_server import Server, start_serve
 
 pytestmark = pytest.mark.slow
 
@@ -47,17 +47,14 @@ class Served:
 
     @property
     def port(self) -> int:
-        return int(self.server.url.rsplit(":", 1)[1])
+        return self.server.port
 
 
 def _serve(base: Path, **env: str) -> Iterator[Served]:
     booster = train_booster("binary:logistic")
     save_model_dir(base, booster)
-    server = start_serve(base, XGB_SERVER_READ_TIMEOUT_S=str(READ_TIMEOUT_S), **env)
-    try:
-        yield Served(server, booster, wait_for_workers(server, 2))
-    finally:
-        server.stop()
+    with running_server(base, XGB_SERVER_READ_TIMEOUT_S=str(READ_TIMEOUT_S), **env) as server:
+        yield Served(server, booster, server.workers)
 
 
 @pytest.fixture(scope="module")
@@ -106,22 +103,6 @@ def exchange(
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 "), reply[:200]
     return Reply(int(head.split()[1]), body)
-
-
-def read_answer(sock: socket.socket) -> bytes:
-    """One HTTP answer: until its Content-Length is in, or until the server closes."""
-    reply = b""
-    while chunk := sock.recv(1 << 20):
-        reply += chunk
-        head, found, body = reply.partition(b"\r\n\r\n")
-        lengths = [
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")[1:]
-            if line.lower().startswith(b"content-length:")
-        ]
-        if found and lengths and len(body) >= lengths[0]:
-            break
-    return reply
 
 
 def _npy(rows: np.ndarray) -> bytes:
@@ -262,8 +243,8 @@ CASES: dict[str, tuple[bytes, Callable[[Reply, Served], None]]] = {
         request_bytes(_npy(np.zeros((10, 4)))[:-9], "application/x-npy"),
         _refused(400, "application/x-npy"),
     ),
-    "libsvm-inf": (request_bytes(b"0:inf 1:0.2", "text/libsvm"), INFINITE),
-    "libsvm-nan": (request_bytes(b"0:nan 1:0.2", "text/libsvm"), _predicts([NAN, 0.2, NAN, NAN])),
+    "libsvm-inf": (request_bytes(b"1 0:inf 1:0.2", "text/libsvm"), INFINITE),
+    "libsvm-nan": (request_bytes(b"1 0:nan 1:0.2", "text/libsvm"), _predicts([NAN, 0.2, NAN, NAN])),
     "content-type-missing": (request_bytes(ROW, None), _predicts([0.1, 0.2, 0.3, 0.4])),
     "content-type-control-character": (
         request_bytes(ROW, "\x7f;;;=;charset"),

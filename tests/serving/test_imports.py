@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import save_model_dir, train_booster
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
+from .helpers import save_model_dir, train_booster
 
 SCRIPT = """
 import sys

@@ -15,10 +15,11 @@ import pytest
 
 from container.errors import ModelLoadError
 from container.serving.model_loading import load_model, sniff_format
+from tests.support.paths import PEER_DATA
 
 from .helpers import ROWS, save_model_dir, train_booster
 
-PEER_MODELS = Path(__file__).resolve().parents[3] / "shared" / "peer-data" / "models"
+PEER_MODELS = PEER_DATA / "models"
 needs_peer_models = pytest.mark.skipif(
     not PEER_MODELS.is_dir(), reason=f"peer model files not present at {PEER_MODELS}"
 )

@@ -18,8 +18,10 @@ import pytest
 import requests
 import xgboost as xgb
 
+from tests.support.paths import REPO
+from tests.support.server import Server, running_server
+
 from .helpers import ROWS, save_model_dir, train_booster
-from .test_server import REPO, Server, start_serve
 
 pytestmark = pytest.mark.slow
 
@@ -93,11 +95,10 @@ def booster() -> xgb.Booster:
 def server(booster: xgb.Booster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("recordio-serve")
     save_model_dir(root, booster)
-    served = start_serve(
+    with running_server(
         root, SAGEMAKER_MODEL_SERVER_WORKERS="1", MAX_CONTENT_LENGTH=str(MAX_CONTENT_LENGTH)
-    )
-    yield served
-    served.stop()
+    ) as served:
+        yield served
 
 
 def post(server: Server, body: bytes, **headers: str) -> requests.Response:

@@ -15,9 +15,9 @@ import scipy.sparse as sp
 import xgboost as xgb
 from sagemaker_training import recordio as sm_recordio
 
-from .helpers import ROWS, csv_body, train_booster
-from .test_server import Server, start_serve
-from .test_user_hooks import model_dir_with_code
+from tests.support.server import Server, predict_csv, running_server
+
+from .helpers import ROWS, csv_body, model_dir_with_code, train_booster
 
 pytestmark = pytest.mark.slow
 
@@ -42,8 +42,8 @@ def _recordio(rows: np.ndarray | sp.csr_matrix) -> bytes:
 
 
 def _libsvm(rows: np.ndarray) -> bytes:
-    lines = [
-        " ".join(f"{j}:{v!r}" for j, v in enumerate(row.tolist()) if not np.isnan(v))
+    lines = [  # the first token is the label, as in training (read and ignored)
+        " ".join(["0"] + [f"{j}:{v!r}" for j, v in enumerate(row.tolist()) if not np.isnan(v)])
         for row in rows
     ]
     return ("\n".join(lines) + "\n").encode()
@@ -58,9 +58,8 @@ def booster() -> xgb.Booster:
 def server(booster: xgb.Booster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("predict-only")
     model_dir_with_code(root, PREDICT_ONLY, booster)
-    served = start_serve(root, SAGEMAKER_MODEL_SERVER_WORKERS="1")
-    yield served
-    served.stop()
+    with running_server(root, SAGEMAKER_MODEL_SERVER_WORKERS="1") as served:
+        yield served
 
 
 @pytest.mark.parametrize(
@@ -77,15 +76,8 @@ def server(booster: xgb.Booster, tmp_path_factory: pytest.TempPathFactory) -> It
 def test_predict_fn_alone_gets_a_dmatrix_and_model_predict_works(
     server: Server, booster: xgb.Booster, content_type: str, body: bytes
 ) -> None:
-    response = requests.post(
-        f"{server.url}/invocations",
-        data=body,
-        headers={"Content-Type": content_type, "Accept": "text/csv"},
-        timeout=30,
-    )
+    got = predict_csv(server, content_type, body)
 
-    assert response.status_code == 200, response.text
-    got = np.array([float(line) for line in response.text.split()])
     expected = booster.predict(xgb.DMatrix(ROWS))
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 

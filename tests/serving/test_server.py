@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,85 +21,24 @@ import xgboost as xgb
 
 from container.serving.server import worker_threads
 from container.settings import Settings
+from tests.support.paths import PEER_DATA
+from tests.support.server import (
+    Server,
+    accepted_by,
+    listening,
+    running_server,
+    serve_until_exit,
+)
+from tests.support.waiting import wait_until
 
 from .helpers import save_model_dir, train_booster
 
-REPO = Path(__file__).resolve().parents[2]
-PEER = Path(__file__).resolve().parents[3] / "shared" / "peer-data"
-ABALONE = PEER / "abalone" / "data"
+ABALONE = PEER_DATA / "abalone" / "data"
 needs_peer_data = pytest.mark.skipif(
     not ABALONE.is_dir(), reason=f"peer test data not present at {ABALONE}"
 )
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _env(base_dir: Path, port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "XGB_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    env.update(
-        SAGEMAKER_BASE_DIR=str(base_dir),
-        SAGEMAKER_BIND_TO_PORT=str(port),
-        XGB_SERVER_HOST="127.0.0.1",
-        SAGEMAKER_MODEL_SERVER_WORKERS="2",
-    )
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen
-    url: str
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-
-def start_serve(base_dir: Path, **extra: str) -> Server:
-    """Start `./serve` in its own session and wait until /ping answers 200."""
-    port = _free_port()
-    log = base_dir / f"serve-{port}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(REPO / "serve")],
-            env=_env(base_dir, port, **extra),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    try:
-        _wait_for_ping(server)
-    except BaseException:
-        server.stop()
-        raise
-    return server
-
-
-def _wait_for_ping(server: Server) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError(
-                f"serve exited {server.process.returncode}:\n{server.log.read_text()}"
-            )
-        try:
-            if requests.get(f"{server.url}/ping", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"serve did not answer /ping within 60 s:\n{server.log.read_text()}")
 
 
 def _read_libsvm(path: Path, width: int = 9) -> tuple[np.ndarray, np.ndarray]:
@@ -140,9 +75,8 @@ def abalone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, xgb.Booster
 
 @pytest.fixture(scope="module")
 def abalone_server(abalone: tuple[Path, xgb.Booster]) -> Iterator[Server]:
-    server = start_serve(abalone[0])
-    yield server
-    server.stop()
+    with running_server(abalone[0]) as server:
+        yield server
 
 
 def _npy(rows: np.ndarray) -> bytes:
@@ -223,7 +157,7 @@ def test_client_error_over_http_is_json_with_a_sentence(abalone_server: Server) 
 @needs_peer_data
 def test_oversized_body_is_refused_before_it_is_sent(abalone_server: Server) -> None:
     """The 413 comes from Content-Length alone: the client has sent none of the 7 MB body."""
-    port = int(abalone_server.url.rsplit(":", 1)[1])
+    port = abalone_server.port
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(
             b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
@@ -257,52 +191,45 @@ def test_chunked_body_without_content_length(
     np.testing.assert_allclose(got, abalone[1].predict(xgb.DMatrix(rows[:50])), rtol=1e-6)
 
 
-def test_large_body_sent_in_pieces_arrives_whole(tmp_path: Path) -> None:
+def test_large_body_sent_in_pieces_arrives_whole(tmp_path: Path, serve) -> None:
     """A 4 MB body written in 64 KiB pieces with pauses: the worker receives it over many reads
     straight into its buffer, pipelined headers and all, and answers every row."""
     booster = train_booster("binary:logistic")
     save_model_dir(tmp_path, booster)
     rows = np.random.default_rng(3).random((40_000, 4)).astype(np.float32)
     body = "\n".join(",".join(repr(float(v)) for v in row) for row in rows).encode()
-    server = start_serve(tmp_path)
-    try:
-        port = int(server.url.rsplit(":", 1)[1])
-        head = (
-            "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-            f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode()
-        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-            sock.sendall(head + body[:1000])  # some body bytes arrive with the headers
-            for start in range(1000, len(body), 65536):
-                sock.sendall(body[start : start + 65536])
-                if start % (16 * 65536) == 1000:
-                    time.sleep(0.05)
-            reply = b""
-            while chunk := sock.recv(1 << 20):
-                reply += chunk
-    finally:
-        server.stop()
+    server = serve(tmp_path)
+    head = (
+        "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(head + body[:1000])  # some body bytes arrive with the headers
+        for start in range(1000, len(body), 65536):
+            sock.sendall(body[start : start + 65536])
+            if start % (16 * 65536) == 1000:
+                time.sleep(0.05)  # the client pauses: the body reaches the worker in pieces
+        reply = b""
+        while chunk := sock.recv(1 << 20):
+            reply += chunk
     status, _, answer = reply.partition(b"\r\n\r\n")
     assert status.startswith(b"HTTP/1.1 200"), reply[:500]
     got = np.array([float(v) for v in answer.split()])
     np.testing.assert_allclose(got, booster.inplace_predict(rows), rtol=1e-6)
 
 
-def test_single_worker_uses_all_threads_without_hanging(tmp_path: Path) -> None:
+def test_single_worker_uses_all_threads_without_hanging(tmp_path: Path, serve) -> None:
     """One worker gets every core; XGBoost's thread pool must still work after the fork."""
     booster = train_booster("multi:softprob", rounds=20)
     save_model_dir(tmp_path, booster)
     rows = np.random.default_rng(5).random((5000, 4)).astype(np.float32)
-    server = start_serve(tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="1")
-    try:
-        response = requests.post(
-            f"{server.url}/invocations",
-            data=_npy(rows),
-            headers={"Content-Type": "application/x-npy"},
-            timeout=60,
-        )
-    finally:
-        server.stop()
+    server = serve(tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="1")
+    response = requests.post(
+        f"{server.url}/invocations",
+        data=_npy(rows),
+        headers={"Content-Type": "application/x-npy"},
+        timeout=60,
+    )
     assert response.status_code == 200, response.text
     got = np.array([[float(v) for v in line.split(",")] for line in response.text.splitlines()])
     np.testing.assert_allclose(got, booster.predict(xgb.DMatrix(rows)), rtol=1e-6)
@@ -326,24 +253,20 @@ def _post_raw(port: int, body: bytes) -> socket.socket:
 
 
 def test_a_client_that_keeps_its_connection_open_does_not_hold_the_worker(
-    tmp_path: Path,
+    tmp_path: Path, serve
 ) -> None:
     """A client's connection is held by nginx, never by the worker: once a request has been
     answered, the next client is served at once (the worker's own close does not linger for
     nginx's either). One worker: a second request served while the first client's socket is
     still open proves the worker did not wait for it."""
     save_model_dir(tmp_path, train_booster("binary:logistic", rounds=5))
-    server = start_serve(tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="1")
-    port = int(server.url.rsplit(":", 1)[1])
-    try:
-        first = _post_raw(port, b"0.1,0.2,0.3,0.4\n")
-        start = time.monotonic()
-        second = _post_raw(port, b"0.4,0.3,0.2,0.1\n")
-        waited = time.monotonic() - start
-        first.close()
-        second.close()
-    finally:
-        server.stop()
+    server = serve(tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="1")
+    first = _post_raw(server.port, b"0.1,0.2,0.3,0.4\n")
+    start = time.monotonic()
+    second = _post_raw(server.port, b"0.4,0.3,0.2,0.1\n")
+    waited = time.monotonic() - start
+    first.close()
+    second.close()
     assert waited < 1.0, f"the second request waited {waited:.2f} s behind the first client"
 
 
@@ -370,32 +293,31 @@ def test_threads_per_worker_follow_the_kind_of_load(
     assert worker_threads(settings) == threads(settings.cpu_count)
 
 
-def test_sigterm_finishes_the_request_in_flight_and_exits_0(tmp_path: Path) -> None:
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(tmp_path: Path, serve) -> None:
     booster = train_booster("binary:logistic")
     save_model_dir(tmp_path, booster)
-    server = start_serve(tmp_path)
+    server = serve(tmp_path)
     row = np.array([[0.1, 0.2, 0.3, 0.4]], dtype=np.float32)
     body = b"0.1,0.2,0.3,0.4\n"
-    port = int(server.url.rsplit(":", 1)[1])
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-            sock.sendall(
-                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body[:5]
-            )
-            time.sleep(0.5)  # a worker is now reading this request's body
-            server.process.send_signal(signal.SIGTERM)
-            time.sleep(0.5)
-            sock.sendall(body[5:])
-            reply = b""
-            while chunk := sock.recv(65536):
-                reply += chunk
-        started = time.monotonic()
-        exit_code = server.process.wait(timeout=30)
-        waited = time.monotonic() - started
-    finally:
-        server.stop()
+    port = server.port
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:5]
+        )
+        wait_until(lambda: accepted_by(server, sock), 30, "nginx to accept the request")
+        server.process.send_signal(signal.SIGTERM)
+        # nginx closes its listener on SIGTERM (the supervisor quits it gracefully): the drain
+        # has begun.
+        wait_until(lambda: not listening(port), 30, f"port {port} to stop listening")
+        sock.sendall(body[5:])
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    started = time.monotonic()
+    exit_code = server.process.wait(timeout=30)
+    waited = time.monotonic() - started
     head, _, payload = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), reply
     np.testing.assert_allclose(float(payload), booster.predict(xgb.DMatrix(row))[0], rtol=1e-6)
@@ -406,19 +328,12 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(tmp_path: Path) -> N
 
 
 def _start_failure(base_dir: Path, **extra: str) -> tuple[int, str]:
-    result = subprocess.run(
-        [str(REPO / "serve")],
-        env=_env(base_dir, _free_port(), **extra),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        start_new_session=True,
-    )
+    result = serve_until_exit(base_dir, **extra)
     return result.returncode, result.stdout + result.stderr
 
 
 def _peer_model_dir(tmp_path: Path, name: str) -> Path:
-    source = PEER / "models" / name / "xgboost-model"
+    source = PEER_DATA / "models" / name / "xgboost-model"
     if not source.is_file():
         pytest.skip(f"peer model not present at {source}")
     (tmp_path / "model").mkdir()

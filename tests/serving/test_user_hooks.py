@@ -2,7 +2,7 @@
 
 The example's SHAP hooks run through the real `./serve` on 127.0.0.1 around a model the
 example's training script made. Single hooks, bad user code and error statuses run through the
-real app built by `user_hooks.load_application` from real files (Flask's test client), and
+real app built by `wsgi.load_application` from real files (Flask's test client), and
 start-up failures and logged tracebacks through the real `./serve` again.
 """
 
@@ -23,36 +23,27 @@ import pandas as pd
 import pytest
 import requests
 import xgboost as xgb
+from churn_data import churn_table, write_churn_csv
 from flask.testing import FlaskClient
 
 from container.errors import ModelLoadError
-from container.serving import user_hooks
+from container.serving import wsgi
 from container.settings import Settings
+from tests.support.churn import assert_shap_answers, post_customers
+from tests.support.paths import REPO
+from tests.support.server import Server, running_server, serve_until_exit
 
-from .helpers import ROWS, csv_body, save_model_dir, train_booster
-from .test_server import REPO, Server, _env, _free_port, start_serve
+from .helpers import ROWS, csv_body, model_dir_with_code, save_model_dir, train_booster
 
 EXAMPLE = REPO / "examples" / "script_mode"
-sys.path.insert(0, str(REPO / "examples"))
-from churn_data import churn_table, write_churn_csv  # noqa: E402
 
 GENERIC_500 = {"error": "Internal server error; see the server log."}
-
-
-def model_dir_with_code(root: Path, code: str, booster: xgb.Booster | None = None) -> Path:
-    """`root/model/xgboost-model` (a tiny binary:logistic booster) and `code/inference.py`."""
-    model_dir = save_model_dir(root, booster or train_booster("binary:logistic"))
-    (model_dir / "code").mkdir(exist_ok=True)
-    (model_dir / "code" / "inference.py").write_text(textwrap.dedent(code))
-    return model_dir
 
 
 def client_for(root: Path, **env: str) -> FlaskClient:
     """The app `serve` would build for the `/opt/ml` tree at `root`."""
     settings = Settings.from_environ({"SAGEMAKER_BASE_DIR": str(root), **env})
-    built = user_hooks.load_application(settings)
-    assert built is not None, "no user code found"
-    return built[1].test_client()
+    return wsgi.load_application(settings)[1].test_client()
 
 
 @pytest.fixture(autouse=True)
@@ -91,9 +82,8 @@ def churn_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def churn_server(churn_model: Path) -> Iterator[Server]:
-    server = start_serve(churn_model)
-    yield server
-    server.stop()
+    with running_server(churn_model) as server:
+        yield server
 
 
 def _expected_margin_and_probability(model_dir: Path, customers: pd.DataFrame) -> np.ndarray:
@@ -110,26 +100,17 @@ def test_shap_example_answers_json_customers_with_contributions(
     churn_model: Path, churn_server: Server
 ) -> None:
     customers = churn_table(5, seed=9).drop(columns="churned")
-    records = json.loads(customers.to_json(orient="records"))
 
-    response = requests.post(
-        f"{churn_server.url}/invocations",
-        json={"customers": records},
-        headers={"Accept": "application/json"},
-        timeout=30,
-    )
+    response = post_customers(churn_server.url, customers, timeout=30)
 
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/json"
     predictions = response.json()["predictions"]
+    assert_shap_answers(predictions, customers)
     expected = _expected_margin_and_probability(churn_model / "model", customers)
-    assert [p["customer_id"] for p in predictions] == list(customers.customer_id)
     for prediction, probability in zip(predictions, expected, strict=True):
         assert prediction["churn_probability"] == pytest.approx(float(probability), abs=1e-5)
         assert set(prediction["contributions"]) >= {"tenure_months", "contract_month_to_month"}
-        # SHAP values add up, with the bias, to the model's margin (the log-odds).
-        margin = sum(prediction["contributions"].values()) + prediction["bias"]
-        assert margin == pytest.approx(np.log(probability / (1 - probability)), abs=1e-3)
 
 
 @pytest.mark.slow
@@ -427,7 +408,7 @@ def test_broken_code_stops_start_up_with_a_sentence(
     settings = Settings.from_environ({"SAGEMAKER_BASE_DIR": str(tmp_path)})
 
     with pytest.raises(ModelLoadError) as raised:
-        user_hooks.load_application(settings)
+        wsgi.load_application(settings)
 
     assert raised.value.message.endswith(message), raised.value.message
     assert str(tmp_path / "model" / "code" / "inference.py") in raised.value.message
@@ -440,7 +421,7 @@ def test_a_sagemaker_program_that_is_nowhere_stops_start_up(tmp_path: Path) -> N
     )
 
     with pytest.raises(ModelLoadError) as raised:
-        user_hooks.load_application(settings)
+        wsgi.load_application(settings)
 
     assert raised.value.message == (
         f"SAGEMAKER_PROGRAM='inferense.py' names no file: looked for "
@@ -535,14 +516,7 @@ def test_serve_exits_non_zero_when_transform_fn_is_mixed_with_other_hooks(tmp_pa
         "def output_fn(prediction, accept):\n    return prediction\n",
     )
 
-    result = subprocess.run(
-        [str(REPO / "serve")],
-        env=_env(tmp_path, _free_port()),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = serve_until_exit(tmp_path)
 
     assert result.returncode != 0
     assert "serve cannot start: " in result.stderr
@@ -551,7 +525,9 @@ def test_serve_exits_non_zero_when_transform_fn_is_mixed_with_other_hooks(tmp_pa
 
 
 @pytest.mark.slow
-def test_serve_logs_the_users_traceback_for_an_exception_in_predict_fn(tmp_path: Path) -> None:
+def test_serve_logs_the_users_traceback_for_an_exception_in_predict_fn(
+    tmp_path: Path, serve
+) -> None:
     model_dir_with_code(
         tmp_path,
         """
@@ -562,16 +538,13 @@ def test_serve_logs_the_users_traceback_for_an_exception_in_predict_fn(tmp_path:
             return scale(data)
         """,
     )
-    server = start_serve(tmp_path)
-    try:
-        response = requests.post(
-            f"{server.url}/invocations",
-            data=csv_body(ROWS[:2]),
-            headers={"Content-Type": "text/csv"},
-            timeout=30,
-        )
-    finally:
-        server.stop()
+    server = serve(tmp_path)
+    response = requests.post(
+        f"{server.url}/invocations",
+        data=csv_body(ROWS[:2]),
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
 
     assert (response.status_code, response.json()) == (500, GENERIC_500)
     log = server.log.read_text()

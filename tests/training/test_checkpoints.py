@@ -13,8 +13,9 @@ import pytest
 import xgboost as xgb
 
 from container.training.checkpoints import CheckpointStore
+from tests.support.opt_ml import make_job
 
-from .helpers import csv_text, make_job, regression_rows
+from .helpers import csv_text, regression_rows
 
 
 def small_booster(rounds: int) -> xgb.Booster:

@@ -10,20 +10,21 @@ from __future__ import annotations
 import io
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 import xgboost as xgb
-from serving.test_server import start_serve
 from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
 from container.errors import ClientError, ModelLoadError
 from container.serving.model_loading import load_model
 from container.training.hyperparameters import parse_hyperparameters
+from tests.support.opt_ml import Job, make_job
+from tests.support.server import Server, predict_csv
 
-from .helpers import Job, binary_rows, csv_text, make_job, regression_rows
+from .helpers import binary_rows, csv_text, regression_rows
 
 pytestmark = pytest.mark.slow
 
@@ -125,32 +126,21 @@ def test_last_metric_line_is_the_mean_over_folds_of_the_held_out_score(
 
 
 def test_serving_the_fold_folder_answers_the_mean_of_the_models(
-    binary_job: tuple[Job, str],
+    binary_job: tuple[Job, str], serve: Callable[..., Server]
 ) -> None:
     job, _ = binary_job
     models = fold_models(job)
     rows = ROWS[:25, 1:].astype(np.float32)
     expected = np.mean([model.predict(xgb.DMatrix(rows)) for model in models], axis=0)
     libsvm = "".join(
-        " ".join(f"{i}:{v:.9g}" for i, v in enumerate(row)) + "\n" for row in rows
+        " ".join(["0"] + [f"{i}:{v:.9g}" for i, v in enumerate(row)]) + "\n" for row in rows
     ).encode()
-    server = start_serve(job.base)
-    try:
-        for content_type, body in (
-            ("text/csv", csv_text(rows, "%.9g").encode()),
-            ("text/libsvm", libsvm),
-        ):
-            response = requests.post(
-                f"{server.url}/invocations",
-                data=body,
-                headers={"Content-Type": content_type, "Accept": "text/csv"},
-                timeout=30,
-            )
-            assert response.status_code == 200, response.text
-            got = [float(v) for v in response.text.split()]
-            np.testing.assert_allclose(got, expected, rtol=1e-5)
-    finally:
-        server.stop()
+    server = serve(job.base)
+    for content_type, body in (
+        ("text/csv", csv_text(rows, "%.9g").encode()),
+        ("text/libsvm", libsvm),
+    ):
+        np.testing.assert_allclose(predict_csv(server, content_type, body), expected, rtol=1e-5)
     assert "Serving the mean of 6 cross-validation models" in server.log.read_text()
 
 
@@ -279,3 +269,33 @@ def test_multiclass_out_of_fold_columns_are_the_probability_and_label_of_the_hel
     np.testing.assert_allclose(table[:, 0], rows[:, 0])
     np.testing.assert_allclose(table[:, 1], probabilities.max(axis=1), atol=2e-6)
     np.testing.assert_array_equal(table[:, 2], probabilities.argmax(axis=1))
+
+
+def test_python_tuning_metric_is_the_mean_of_each_folds_held_out_score(tmp_path: Path) -> None:
+    """Autopilot tunes a k-fold job on the built-in's Python metrics (`validation:f1`)."""
+    from sklearn.metrics import f1_score
+
+    job = make_job(
+        tmp_path,
+        {
+            "num_round": 4,
+            "objective": "binary:logistic",
+            "max_depth": 3,
+            "seed": 5,
+            "_kfold": 3,
+            "_tuning_objective_metric": "validation:f1",
+        },
+        {"train": {"content_type": "text/csv", "files": {"a.csv": csv_text(ROWS)}}},
+    )
+    stdout = run_ok(job)
+    models = fold_models(job)
+    label, features = ROWS[:, 0], ROWS[:, 1:]
+    splitter = RepeatedStratifiedKFold(n_splits=3, n_repeats=1, random_state=5)
+    held_out_f1 = [
+        f1_score(label[rows], model.predict(xgb.DMatrix(features[rows])) > 0.5, average="macro")
+        for model, (_, rows) in zip(models, splitter.split(features, label), strict=True)
+    ]
+    last = [line for line in stdout.splitlines() if re.match(r"\[\d+\]\t", line)][-1]
+    match = re.search(r".*\[[0-9]+\].*#011validation-f1:(\S+)", last.replace("\t", "#011"))
+    assert last.startswith("[4]\t") and match, last
+    assert float(match.group(1)) == pytest.approx(np.mean(held_out_f1), abs=1e-5)

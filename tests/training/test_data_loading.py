@@ -169,7 +169,7 @@ BAD_DATA = [
         "bad libsvm token",
         {"a.libsvm": "1 1:2\n0 x:3\n"},
         "text/libsvm",
-        "a.libsvm, line 2, column 2: 'x:3' is not 'index:value'",
+        "a.libsvm, line 2, column 2: 'x:3' has an index that is not a non-negative integer",
     ),
     (
         "bad libsvm label",

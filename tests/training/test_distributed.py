@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
 
@@ -11,22 +10,20 @@ import pytest
 
 from container.errors import ClientError, DistributedError
 from container.settings import DistributedSettings, Settings
-from container.training.distributed import (
-    FULLY_REPLICATED,
-    SHARDED_BY_S3_KEY,
+from container.training.cluster import (
     Hosts,
     cluster,
     collective_failure,
-    keep_rows,
-    plan_shard,
-    read_hosts,
+    hosts_from_config,
     resolve_host,
 )
-
-
-def write_resource_config(path: Path, config: object) -> Path:
-    path.write_text(json.dumps(config))
-    return path
+from container.training.job import FailureFile
+from container.training.sharding import (
+    FULLY_REPLICATED,
+    SHARDED_BY_S3_KEY,
+    keep_rows,
+    plan_shard,
+)
 
 
 def write_files(folder: Path, sizes: list[int]) -> list[Path]:
@@ -47,15 +44,15 @@ def all_hosts(names: list[str]) -> list[Hosts]:
 # --- hosts from resourceconfig.json ------------------------------------------------------------
 
 
-def test_hosts_are_sorted_and_any_name_is_accepted(tmp_path: Path) -> None:
+def test_hosts_are_sorted_and_any_name_is_accepted() -> None:
     config = {"current_host": "worker-b", "hosts": ["worker-c", "worker-b", "node-a"]}
-    hosts = read_hosts(write_resource_config(tmp_path / "rc.json", config))
+    hosts = hosts_from_config(config)
     assert hosts.names == ("node-a", "worker-b", "worker-c")
     assert (hosts.current, hosts.index, hosts.count, hosts.master) == ("worker-b", 1, 3, "node-a")
 
 
-def test_no_resource_config_means_one_local_host(tmp_path: Path) -> None:
-    hosts = read_hosts(tmp_path / "missing.json")
+def test_no_resource_config_means_one_local_host() -> None:
+    hosts = hosts_from_config({})  # what the job reads when the file is missing
     assert (hosts.count, hosts.index, hosts.master) == (1, 0, hosts.current)
 
 
@@ -69,16 +66,9 @@ def test_no_resource_config_means_one_local_host(tmp_path: Path) -> None:
     ],
     ids=["empty", "not-a-list", "duplicate", "current-not-listed"],
 )
-def test_bad_resource_config_is_a_sentence(tmp_path: Path, config: dict, expected: str) -> None:
+def test_bad_resource_config_is_a_sentence(config: dict, expected: str) -> None:
     with pytest.raises(DistributedError, match=expected):
-        read_hosts(write_resource_config(tmp_path / "rc.json", config))
-
-
-def test_unreadable_resource_config_names_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "rc.json"
-    path.write_text("{not json")
-    with pytest.raises(DistributedError, match=r"rc.json is not readable JSON"):
-        read_hosts(path)
+        hosts_from_config(config)
 
 
 # --- resolving peers ----------------------------------------------------------------------------
@@ -139,7 +129,7 @@ def test_bad_distributed_setting_names_the_variable() -> None:
 def test_one_host_starts_no_collective(tmp_path: Path) -> None:
     failure = tmp_path / "output" / "failure"
     hosts = Hosts(names=("algo-1",), current="algo-1")
-    with cluster(hosts, DistributedSettings(), failure) as group:
+    with cluster(hosts, DistributedSettings(), FailureFile(failure)) as group:
         assert (group.rank, group.world_size, group.is_master) == (0, 1, True)
         assert not group.is_distributed
         assert not failure.exists()

@@ -10,168 +10,21 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xgboost as xgb
 
-from .distributed_data import (
+from tests.support.distributed import (
     HYPERPARAMETERS,
     Data,
-    build_opt_ml,
     holdout_scores,
-    make_data,
     metric_lines,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = REPO / ".venv" / "bin"
-EXIT_TIMEOUT_S = 240
-"""How long a test waits for a host to exit before calling it hung."""
+from tests.support.local_cluster import LocalCluster, wait_all, wait_for_line
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Host:
-    name: str
-    base_dir: Path
-    log: Path
-    process: subprocess.Popen[bytes]
-
-    @property
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    @property
-    def failure(self) -> str | None:
-        path = self.base_dir / "output" / "failure"
-        return path.read_text() if path.exists() else None
-
-    @property
-    def model_file(self) -> Path:
-        return self.base_dir / "model" / "xgboost-model"
-
-
-@pytest.fixture(scope="module")
-def data() -> Data:
-    return make_data()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_host(base: Path, name: str, port: int, extra_env: dict[str, str]) -> Host:
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "SAGEMAKER_BASE_DIR": str(base),
-        "XGB_TRACKER_PORT": str(port),
-        "XGB_COLLECTIVE_TIMEOUT_S": "60",
-        "XGB_HOST_RESOLVE_TIMEOUT_S": "10",
-        **extra_env,
-    }
-    log = base.parent / f"{base.name}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(REPO / "train")],
-            env=env,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Host(name=name, base_dir=base, log=log, process=process)
-
-
-class LocalCluster:
-    """Hosts as processes on this machine: one `/opt/ml` tree each, one tracker port per run."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.ports: dict[str, int] = {}
-        self.started: list[Host] = []
-
-    def base(self, name: str, tag: str = "run") -> Path:
-        return self.root / tag / f"host-{name}"
-
-    def prepare(
-        self,
-        names: list[str],
-        data: Data,
-        distribution: str = "FullyReplicated",
-        hyperparameters: dict[str, str] | None = None,
-        checkpoints: bool = False,
-        tag: str = "run",
-    ) -> None:
-        self.ports[tag] = free_port()
-        for name in names:
-            base = self.base(name, tag)
-            build_opt_ml(
-                base, names, name, data, distribution, hyperparameters or HYPERPARAMETERS, "lo"
-            )
-            if checkpoints:
-                (base / "checkpoints").mkdir()
-
-    def start(self, name: str, tag: str = "run", extra_env: dict[str, str] | None = None) -> Host:
-        host = start_host(self.base(name, tag), name, self.ports[tag], extra_env or {})
-        self.started.append(host)
-        return host
-
-    def run(self, names: list[str], data: Data, *args, tag: str = "run", **kwargs) -> list[Host]:
-        """Prepare every host and start them all, in sorted order (the master first)."""
-        self.prepare(names, data, *args, tag=tag, **kwargs)
-        return [self.start(name, tag) for name in sorted(names)]
-
-    def stop_all(self) -> None:
-        for host in self.started:
-            if host.process.poll() is None:
-                os.killpg(host.process.pid, signal.SIGKILL)
-                host.process.wait()
-
-
-@pytest.fixture
-def local_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    hosts = LocalCluster(tmp_path)
-    yield hosts
-    hosts.stop_all()
-
-
-def wait_all(hosts: list[Host]) -> list[int]:
-    codes = []
-    for host in hosts:
-        try:
-            codes.append(host.process.wait(timeout=EXIT_TIMEOUT_S))
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"host {host.name} did not exit; its log:\n{host.output[-3000:]}")
-    return codes
-
-
-def wait_for_line(host: Host, text: str) -> None:
-    deadline = time.monotonic() + EXIT_TIMEOUT_S
-    while text not in host.output:
-        if host.process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"host {host.name} never printed {text!r}; its log:\n{host.output[-3000:]}")
-        time.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def single_host_scores(data: Data, tmp_path_factory: pytest.TempPathFactory) -> tuple[float, float]:
-    base = tmp_path_factory.mktemp("single") / "host-algo-1"
-    build_opt_ml(base, ["algo-1"], "algo-1", data, "FullyReplicated", HYPERPARAMETERS, "lo")
-    host = start_host(base, "algo-1", free_port(), {})
-    assert wait_all([host]) == [0], host.output
-    return holdout_scores(host.model_file, data)
 
 
 @pytest.mark.parametrize(
@@ -322,9 +175,9 @@ def test_distributed_run_resumes_from_the_masters_checkpoint(
     params = {**HYPERPARAMETERS, "num_round": "20", "checkpoint_frequency": "5"}
     first = local_cluster.run(names, data, hyperparameters=params, checkpoints=True, tag="first")
     assert wait_all(first) == [0, 0], "\n\n".join(h.output[-2000:] for h in first)
-    checkpoint = first[0].base_dir / "checkpoints" / "xgboost-checkpoint.000010.ubj"
+    checkpoint = first[0].base / "checkpoints" / "xgboost-checkpoint.000010.ubj"
     assert checkpoint.is_file()
-    assert not any((first[1].base_dir / "checkpoints").iterdir())  # only the master writes
+    assert not any((first[1].base / "checkpoints").iterdir())  # only the master writes
 
     # A restart where only the master's disk holds a checkpoint: every host resumes from it.
     local_cluster.prepare(names, data, hyperparameters=params, checkpoints=True, tag="again")

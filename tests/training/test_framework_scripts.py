@@ -13,8 +13,6 @@ import json
 import os
 import pickle
 import signal
-import socket
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +21,10 @@ import xgboost as xgb
 
 from container.serving.codecs import DECODERS
 from sagemaker_xgboost_container import encoder
+from tests.support.opt_ml import Job, make_job
+from tests.support.ports import free_port
 
-from .helpers import REPO, Job, make_job, regression_rows
-from .test_script_mode import run_train
+from .helpers import regression_rows
 
 pytestmark = pytest.mark.slow
 
@@ -141,17 +140,10 @@ def trained_model(job: Job) -> xgb.Booster:
         return pickle.load(handle)
 
 
-@pytest.fixture
-def wheels(tmp_path: Path) -> Path:
-    folder = tmp_path / "wheels"
-    folder.mkdir()
-    return folder
-
-
 def test_framework_example_script_runs_unchanged(tmp_path: Path, wheels: Path) -> None:
     job = framework_job(tmp_path, ROWS[:200])
     assert not (job.base / "output" / "data").exists()  # the script's open() needs it made
-    result = run_train(job, wheels)
+    result = job.run(timeout=300, XGB_WHEEL_DIR=str(wheels))
     assert result.returncode == 0, result.stdout + result.stderr
     booster = trained_model(job)
     assert booster.num_boosted_rounds() == 8
@@ -166,39 +158,24 @@ def test_framework_example_script_runs_unchanged(tmp_path: Path, wheels: Path) -
     np.testing.assert_allclose(booster.predict(probe), direct.predict(probe), atol=1e-4)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("second_has_data", [True, False], ids=["both-hosts", "one-host-no-data"])
 def test_rabit_run_trains_across_two_hosts(
     tmp_path: Path, wheels: Path, second_has_data: bool
 ) -> None:
     names = ["127.0.0.1", "127.0.0.2"]
     shares = {names[0]: ROWS[:100], names[1]: ROWS[100:200] if second_has_data else None}
-    port = str(_free_port())
+    port = str(free_port())
     processes = {}
     jobs = {}
     try:
         for name in names:
             resources = {"current_host": name, "hosts": names, "network_interface_name": "lo"}
             jobs[name] = framework_job(tmp_path / name, shares[name], resources)
-            env = {
-                **jobs[name].env(),
-                "XGB_WHEEL_DIR": str(wheels),
-                "XGB_TRACKER_PORT": port,
-                "XGB_COLLECTIVE_TIMEOUT_S": "60",
-                "XGB_HOST_RESOLVE_TIMEOUT_S": "10",
-            }
-            processes[name] = subprocess.Popen(
-                [str(REPO / "train")],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
+            processes[name] = jobs[name].start(
+                XGB_WHEEL_DIR=str(wheels),
+                XGB_TRACKER_PORT=port,
+                XGB_COLLECTIVE_TIMEOUT_S="60",
+                XGB_HOST_RESOLVE_TIMEOUT_S="10",
             )
         outputs = {name: process.communicate(timeout=240)[0] for name, process in processes.items()}
     finally:
@@ -234,7 +211,9 @@ def test_encoder_decodes_request_bodies_into_a_dmatrix(content_type: str) -> Non
     body = (
         "\n".join(",".join(f"{v:.6g}" for v in row) for row in rows)
         if content_type == "text/csv"
-        else "\n".join(" ".join(f"{i}:{v:.6g}" for i, v in enumerate(row)) for row in rows)
+        else "\n".join(
+            " ".join(["0"] + [f"{i}:{v:.6g}" for i, v in enumerate(row)]) for row in rows
+        )
     )
     decode = encoder.csv_to_dmatrix if content_type == "text/csv" else encoder.libsvm_to_dmatrix
     matrix = decode(body)

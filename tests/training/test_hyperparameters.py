@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
 
+import example_hyperparameters
 import numpy as np
 import pytest
 import xgboost as xgb
@@ -16,11 +16,6 @@ from container.training.hyperparameters import (
     PARAMS_BY_NAME,
     parse_hyperparameters,
 )
-
-from .helpers import REPO
-
-sys.path.insert(0, str(REPO / "examples"))
-import example_hyperparameters
 
 SAGEMAKER_EXAMPLE = example_hyperparameters.HYPERPARAMETERS
 

@@ -19,15 +19,10 @@ import xgboost as xgb
 from sagemaker_training import recordio
 
 from container.training.metrics import metric_definitions, metric_regex
+from tests.support.opt_ml import make_job
+from tests.support.paths import LOCAL_TEST, PEER_DATA
 
-from .helpers import (
-    LOCAL_TEST,
-    PEER_DATA,
-    binary_rows,
-    csv_text,
-    make_job,
-    regression_rows,
-)
+from .helpers import binary_rows, csv_text, regression_rows
 
 
 def load_model(path: Path) -> xgb.Booster:
@@ -321,7 +316,8 @@ def test_sigterm_ends_training_with_a_failure_reason(job_root: Path) -> None:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 143, output
-    assert job.failure.splitlines()[0].startswith("Training was stopped by SIGTERM after")
+    sentence = job.failure.splitlines()[0]
+    assert sentence.startswith("Training was stopped by SIGTERM during rounds (after")
     assert not job.model_file.exists()
 
 

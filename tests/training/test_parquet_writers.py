@@ -22,8 +22,9 @@ import pytest
 import xgboost as xgb
 
 from container.training import data_loading
+from tests.support.opt_ml import make_job
 
-from .helpers import make_job, regression_rows, write_tree
+from .helpers import regression_rows, write_tree
 
 ROWS = regression_rows(200, 4, seed=3)
 """Label first, then 4 features."""

@@ -12,18 +12,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 import xgboost as xgb
-
-from .helpers import REPO, Job, binary_rows, csv_text, make_job
-
-sys.path.insert(0, str(REPO / "examples"))
 from churn_data import write_churn_csv
+
+from tests.support.opt_ml import Job, make_job, script_mode_job
+from tests.support.paths import REPO
+from tests.support.waiting import wait_until
+
+from .helpers import binary_rows, csv_text
 
 pytestmark = pytest.mark.slow
 
@@ -32,34 +32,17 @@ EXAMPLE = REPO / "examples" / "script_mode"
 
 def run_train(job: Job, wheels: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`./train` as SageMaker runs it, with an offline wheel folder and extra variables."""
-    return subprocess.run(
-        [str(REPO / "train")],
-        env={**job.env(), "XGB_WHEEL_DIR": str(wheels), **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-@pytest.fixture
-def wheels(tmp_path: Path) -> Path:
-    folder = tmp_path / "wheels"
-    folder.mkdir()
-    return folder
+    return job.run(timeout=300, XGB_WHEEL_DIR=str(wheels), **env)
 
 
 def script_job(root: Path, script: str, hyperparameters: dict | None = None) -> Job:
     """A job whose `/opt/ml/code/train.py` is `script`, named by `sagemaker_program`."""
-    job = make_job(
+    return script_mode_job(
         root,
         {"sagemaker_program": json.dumps("train.py"), **(hyperparameters or {})},
         {"train": {"content_type": "text/csv", "files": {"a.csv": csv_text(binary_rows(200))}}},
+        script=script,
     )
-    code = job.base / "code"
-    code.mkdir()
-    (code / "train.py").write_text(script)
-    return job
 
 
 def test_analyst_script_trains_from_its_source_dir(job_root: Path, wheels: Path) -> None:
@@ -307,19 +290,15 @@ def test_sigterm_reaches_the_program_and_the_job_ends_as_stopped(
 ) -> None:
     job = script_job(job_root, SIGTERM_SCRIPT)
     started = job.base / "model" / "started"
-    process = subprocess.Popen(
-        [str(REPO / "train")],
-        env={**job.env(), "XGB_WHEEL_DIR": str(wheels)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = job.start(XGB_WHEEL_DIR=str(wheels))
     try:
-        deadline = time.monotonic() + 120
-        while not started.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert started.exists(), process.communicate(timeout=30)[0]
+        wait_until(
+            started.exists,
+            120,
+            f"{started} from the program",
+            alive=lambda: process.poll() is None,
+            context=lambda: process.communicate(timeout=30)[0],
+        )
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     finally:

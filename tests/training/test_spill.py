@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,10 @@ import xgboost as xgb
 from container.errors import ClientError
 from container.training import data_loading, spill
 from container.training.hyperparameters import parse_hyperparameters
+from tests.support.filesystems import tmpfs
+from tests.support.opt_ml import make_job
 
-from .helpers import REPO, binary_rows, csv_text, make_job, write_tree
+from .helpers import binary_rows, csv_text, write_tree
 
 SMALL_CHUNK_BYTES = 4096
 """Forces many chunks (and so many XGBoost batches) out of a few thousand rows."""
@@ -215,10 +216,7 @@ def test_train_spills_csv_channels_and_leaves_pandas_and_sklearn_out(job_root: P
             "validation": {"content_type": "text/csv", "files": {"v.csv": csv_text(rows[:50])}},
         },
     )
-    env = job.env() | {"PYTHONPROFILEIMPORTTIME": "1"}
-    result = subprocess.run(
-        [str(REPO / "train")], env=env, capture_output=True, text=True, timeout=180, check=False
-    )
+    result = job.run(PYTHONPROFILEIMPORTTIME="1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Channel 'train': 400 rows x 5 features" in result.stdout
     assert result.stdout.count("; features spilled to a temporary file.") == 2
@@ -256,8 +254,6 @@ def test_the_spill_file_lives_beside_the_data_and_has_no_name(tmp_path: Path) ->
 
 
 def test_a_full_disk_for_the_spill_is_a_sentence(tmp_path: Path) -> None:
-    from .test_training_faults import tmpfs
-
     with tmpfs(tmp_path / "small", "64k") as near:
         features = spill.FeatureSpill(4, chunk_bytes=16 << 10, near=near)
         try:

@@ -9,14 +9,7 @@ half-written checkpoint is skipped and the model trained from scratch serves.
 from __future__ import annotations
 
 import gzip
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +17,11 @@ import pytest
 import requests
 import xgboost as xgb
 
-from .helpers import REPO, Job, binary_rows, csv_text, make_job
+from tests.support.filesystems import tmpfs
+from tests.support.opt_ml import Job, make_job
+from tests.support.server import running_server, serve_until_exit
+
+from .helpers import binary_rows, csv_text
 
 pytestmark = pytest.mark.slow
 
@@ -32,34 +29,9 @@ HYPERPARAMETERS = {"num_round": 30, "objective": "binary:logistic", "max_depth":
 ROWS = binary_rows(n=400, features=5)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _serve_env(job: Job, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "XGB_"))}
-    env.update(
-        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-        SAGEMAKER_BASE_DIR=str(job.base),
-        SAGEMAKER_BIND_TO_PORT=str(port),
-        XGB_SERVER_HOST="127.0.0.1",
-        SAGEMAKER_MODEL_SERVER_WORKERS="1",
-    )
-    return env
-
-
 def serve_once(job: Job) -> subprocess.CompletedProcess[str]:
     """Start the real `./serve` on this job's `/opt/ml`; it must exit by itself (no model)."""
-    return subprocess.run(
-        [str(REPO / "serve")],
-        env=_serve_env(job, _free_port()),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        start_new_session=True,
-    )
+    return serve_until_exit(job.base, SAGEMAKER_MODEL_SERVER_WORKERS="1")
 
 
 def assert_failed_without_a_model(job: Job, result: subprocess.CompletedProcess[str]) -> str:
@@ -80,52 +52,15 @@ def assert_failed_without_a_model(job: Job, result: subprocess.CompletedProcess[
 
 def serve_and_predict(job: Job, rows: np.ndarray) -> list[float]:
     """Start the real `./serve` on this job's model, POST `rows` as CSV, stop it."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(REPO / "serve")],
-        env=_serve_env(job, port),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "serve exited"
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
+    with running_server(job.base, SAGEMAKER_MODEL_SERVER_WORKERS="1") as server:
         response = requests.post(
-            f"http://127.0.0.1:{port}/invocations",
+            f"{server.url}/invocations",
             data=csv_text(rows, "%.9g"),  # float32 rows, written exactly
             headers={"Content-Type": "text/csv"},
             timeout=30,
         )
-        assert response.status_code == 200, response.text
-        return [float(v) for v in response.text.split()]
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
-@contextmanager
-def tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
-    """A small tmpfs at `mount_point` for the block (we are root in CI); unmounted after."""
-    mount_point.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs at {mount_point} (needs root): {mounted.stderr}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+    assert response.status_code == 200, response.text
+    return [float(v) for v in response.text.split()]
 
 
 def test_gzip_cut_off_fails_with_the_file_named_and_no_model(job_root: Path) -> None:

@@ -40,6 +40,14 @@ _WIDTH_CHANGE = re.compile(r"number of columns changed from (\d+) to (\d+) at ro
 _HELP = "text/csv rows hold numbers separated by commas; leave a field empty for a missing value."
 
 
+def _with_line_feeds(body: bytes | bytearray) -> bytes | bytearray:
+    """`body` with bare `\r` line ends (old Mac files) made `\n`, as `train`'s CSV reader
+    (Arrow) reads them; a body without a bare `\r` is returned as it is, uncopied."""
+    if b"\r" not in body or body.count(b"\r") == body.count(b"\r\n"):
+        return body
+    return body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
 def _content_bounds(body: bytes | bytearray) -> tuple[int, int]:
     """Where the rows are: after a UTF-8 BOM, before trailing line breaks (no copy made)."""
     start = 3 if body.startswith(b"\xef\xbb\xbf") else 0
@@ -201,6 +209,7 @@ def decode(body: bytes | bytearray, limits: Limits) -> np.ndarray:
     zero-copy view, small ones (and any pyarrow refuses) to numpy. Blank lines are looked for
     only when the rows parsed are fewer than the lines counted (both parsers skip them).
     """
+    body = _with_line_feeds(body)
     start, end = _content_bounds(body)
     pieces = _line_ranges(body, start, end, _piece_count(end - start))
     piece_rows, columns = _count_shape(body, start, end, pieces)

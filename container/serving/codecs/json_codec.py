@@ -31,6 +31,11 @@ def parse_json(text: bytes, what: str) -> object:
         raise BadRequest(
             f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
         ) from None
+    except ValueError:  # Python refuses to convert an integer of more than 4,300 digits
+        raise BadRequest(
+            f"{what} holds an integer with thousands of digits; features are float32 numbers "
+            f"(at most about 3.4e38)."
+        ) from None
 
 
 def decode(body: bytes | bytearray, limits: Limits) -> np.ndarray:

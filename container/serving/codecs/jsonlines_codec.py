@@ -38,7 +38,20 @@ def decode(body: bytes | bytearray, limits: Limits) -> np.ndarray:
                 f"application/jsonlines line {number} is not a list of features or "
                 '{"features": [...]}.'
             )
+        if _holds_rows(item):
+            raise BadRequest(
+                f"application/jsonlines line {number} holds more than one row; each line holds "
+                'one row ([...] or {"features": [...]}) and gets one line of answer, so put '
+                "each row on its own line."
+            )
     return to_matrix(rows_from_items(items, "application/jsonlines line"), limits, MEDIA_TYPE)
+
+
+def _holds_rows(item: list | dict) -> bool:
+    """A line that is a list of rows, or an object of `instances`: several rows on one line."""
+    if isinstance(item, dict):
+        return "instances" in item and "features" not in item
+    return bool(item) and isinstance(item[0], (list, dict))
 
 
 def encode(output: Output, batch: bool) -> bytes:

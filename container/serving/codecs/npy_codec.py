@@ -16,7 +16,7 @@ from container.serving.codecs.limits import Limits
 MEDIA_TYPE = "application/x-npy"
 
 
-def _shape(stream: io.BytesIO) -> tuple[int, ...]:
+def _header(stream: io.BytesIO) -> tuple[tuple[int, ...], np.dtype]:
     version = np.lib.format.read_magic(stream)
     read_header = (
         np.lib.format.read_array_header_1_0
@@ -28,18 +28,27 @@ def _shape(stream: io.BytesIO) -> tuple[int, ...]:
         raise ValueError("object arrays are not accepted (they would need pickle)")
     if dtype.kind not in "biuf":
         raise ValueError(f"dtype {dtype} is not numeric")
-    return shape
+    return shape, dtype
 
 
 def decode(body: bytes | bytearray, limits: Limits) -> np.ndarray:
     """Parse an .npy body into float32 rows."""
     stream = io.BytesIO(body)
     try:
-        shape = _shape(stream)
+        shape, dtype = _header(stream)
         if len(shape) not in (1, 2):
             raise ValueError(f"the array has {len(shape)} dimensions; send 1 (one row) or 2")
         rows, columns = (1, shape[0]) if len(shape) == 1 else shape
         limits.check(rows, columns)
+        # numpy allocates the whole declared array before it reads: a header that lies about
+        # the shape must not cost gigabytes.
+        declared = rows * columns * dtype.itemsize
+        present = len(body) - stream.tell()
+        if present < declared:
+            raise ValueError(
+                f"the header declares shape {shape} of {dtype} ({declared} bytes) but the body "
+                f"holds {present} bytes after it"
+            )
         stream.seek(0)
         array = np.load(stream, allow_pickle=False)
     except BadRequest:

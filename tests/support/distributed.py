@@ -1,9 +1,9 @@
-"""Data, `/opt/ml` trees and scoring shared by the distributed tests: hosts as processes here,
-as containers in `tests/container/test_container_distributed.py`."""
+"""Data, `/opt/ml` trees and scoring shared by the distributed tests: hosts as processes
+(tests/training/test_distributed_hosts.py) and as containers
+(tests/container/test_container_distributed.py)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +11,8 @@ import numpy as np
 import xgboost as xgb
 from sklearn.datasets import make_classification
 from sklearn.metrics import accuracy_score, log_loss
+
+from .opt_ml import Job, make_job
 
 TRAIN_FILES = 6
 HYPERPARAMETERS = {
@@ -50,40 +52,38 @@ def make_data() -> Data:
     )
 
 
-def write_csv(path: Path, rows: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savetxt(path, rows, delimiter=",", fmt="%.8g")
+def csv_text(rows: np.ndarray) -> str:
+    """Rows as CSV, 8 significant digits."""
+    return "".join(",".join(f"{v:.8g}" for v in row) + "\n" for row in rows)
 
 
 def build_opt_ml(
-    base: Path,
+    root: Path,
+    name: str,
     names: list[str],
     current: str,
     data: Data,
     distribution: str,
     hyperparameters: dict[str, str],
     interface: str,
-) -> None:
-    """An `/opt/ml` tree as SageMaker lays it out for host `current` among `names`."""
-    config = base / "input" / "config"
-    config.mkdir(parents=True)
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-    (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": current, "hosts": names, "network_interface_name": interface})
-    )
-    channels = {
-        "train": {"ContentType": "text/csv", "S3DistributionType": distribution},
-        "validation": {"ContentType": "text/csv", "S3DistributionType": "FullyReplicated"},
-    }
-    (config / "inputdataconfig.json").write_text(json.dumps(channels))
+) -> Job:
+    """The `/opt/ml` tree at `root/name` as SageMaker lays it out for host `current` among
+    `names`: ShardedByS3Key hands each host every n-th train file, else every host gets all."""
     index = sorted(names).index(current)
-    for number, part in enumerate(data.train_parts):
-        # ShardedByS3Key: SageMaker hands each host every n-th object; else every host gets all.
-        if distribution == "FullyReplicated" or number % len(names) == index:
-            write_csv(base / "input" / "data" / "train" / f"part-{number}.csv", part)
-    write_csv(base / "input" / "data" / "validation" / "validation.csv", data.validation)
-    (base / "model").mkdir()
-    (base / "output").mkdir()
+    train = {
+        f"part-{number}.csv": csv_text(part)
+        for number, part in enumerate(data.train_parts)
+        if distribution == "FullyReplicated" or number % len(names) == index
+    }
+    channels = {
+        "train": {"content_type": "text/csv", "distribution": distribution, "files": train},
+        "validation": {
+            "content_type": "text/csv",
+            "files": {"validation.csv": csv_text(data.validation)},
+        },
+    }
+    resources = {"current_host": current, "hosts": names, "network_interface_name": interface}
+    return make_job(root, hyperparameters, channels, resources, name=name)
 
 
 def holdout_scores(model_file: Path, data: Data) -> tuple[float, float]:

@@ -1,0 +1,1 @@
+"""The project's tests: one package, so every folder imports the shared `tests.support`."""

@@ -1,0 +1,1 @@
+"""Tests that run the benchmark scripts on their quick sizes."""

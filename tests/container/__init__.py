@@ -1,0 +1,1 @@
+"""Tests of the real image under a real Docker engine."""

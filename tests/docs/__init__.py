@@ -1,0 +1,1 @@
+"""Tests of the README and docs/ pages: their links, tables and the commands they show."""
