@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from stat import S_IXOTH
 from types import FrameType
 
 from container.errors import ContainerError
@@ -166,9 +167,29 @@ def _supervise(settings: Settings, run_dir: RunDir, nginx: str) -> int:
     return code
 
 
+def _reachable_by_others(folder: Path) -> bool:
+    """Whether a process of another user (nobody) can pass through `folder` and its parents."""
+    try:
+        return all(p.stat().st_mode & S_IXOTH for p in (folder, *folder.parents))
+    except OSError:
+        return False
+
+
+def _run_parent(run_as_root: bool) -> Path:
+    """Where the run folder goes: the temporary folder, unless serve runs as root (nginx's
+    workers then run as nobody) and nobody cannot reach it (a TMPDIR inside a private folder,
+    as pytest's are), then /tmp."""
+    temp = Path(tempfile.gettempdir())
+    if run_as_root and not _reachable_by_others(temp) and _reachable_by_others(Path("/tmp")):
+        return Path("/tmp")
+    return temp
+
+
 def _remove_stale_run_dirs() -> None:
     """The folders of earlier `serve`s killed without a chance to remove theirs (SIGKILL)."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{_RUN_PREFIX}*-*"):
+    parents = {Path(tempfile.gettempdir()), Path("/tmp")}
+    folders = [folder for parent in parents for folder in parent.glob(f"{_RUN_PREFIX}*-*")]
+    for folder in folders:
         pid = folder.name.removeprefix(_RUN_PREFIX).split("-", 1)[0]
         if not pid.isdigit() or Path(f"/proc/{pid}").exists():
             continue
@@ -190,8 +211,10 @@ def main() -> int:
         log.error("serve cannot start: %s", message)
         return 1
     _remove_stale_run_dirs()
-    run_dir = RunDir(Path(tempfile.mkdtemp(prefix=f"{_RUN_PREFIX}{os.getpid()}-")))
     run_as_root = os.geteuid() == 0
+    run_dir = RunDir(
+        Path(tempfile.mkdtemp(prefix=f"{_RUN_PREFIX}{os.getpid()}-", dir=_run_parent(run_as_root)))
+    )
     if run_as_root:
         run_dir.path.chmod(0o755)  # nginx's workers run as nobody and need the sockets
     run_dir.config.write_text(render_config(settings.serving, run_dir, run_as_root))
