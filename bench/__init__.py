@@ -1,1 +1,1 @@
-"""Benchmarks: serving and training measured against the in-process limit (issue 8)."""
+"""Benchmarks: serving and training measured against the in-process limit."""

@@ -1,4 +1,4 @@
-"""Beyond the floor (issue 8, optional): does a compiled predictor lower the 1-row cost?
+"""Beyond the floor (optional): does a compiled predictor lower the 1-row cost?
 
 For single rows the in-process floor is XGBoost's per-call overhead, not the tree walk.
 treelite + tl2cgen turn the model into C, compiled with gcc into a shared library. This

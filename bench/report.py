@@ -52,7 +52,7 @@ def add_ratios(results: dict[str, Any]) -> None:
 
 
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The goals of issue 8 that this run measured, each with its value, limit and verdict."""
+    """The serving goals that this run measured, each with its value, limit and verdict."""
     rows: list[dict[str, Any]] = []
 
     def add(
@@ -173,7 +173,7 @@ def serve_table(results: dict[str, Any]) -> str:
                 f"({b['ratios']['concurrent_vs_floor_2core']:.2f}x the two-core floor)"
             )
         lines.append("")
-    lines.append("Goals (issue 8):")
+    lines.append("Goals:")
     for g in results.get("goals", []):
         verdict = "met" if g["met"] else "NOT met"
         outside = g.get("against_best_floor_outside_rounds")

@@ -1,4 +1,4 @@
-"""Training benchmark (issue 8): our `./train` against bare `xgb.train` on the same CSV.
+"""Training benchmark: our `./train` against bare `xgb.train` on the same CSV.
 
     python -m bench.train                 # 1,000,000 rows × 50 features (about 0.5 GB of CSV)
     python -m bench.train --rows 20000    # a quick size
@@ -333,7 +333,7 @@ def table(results: dict[str, Any]) -> str:
         f"ours:  wall {ours['wall_s']:.2f} s (read {_s(ours['read_s'])}, read + "
         f"{ours['ingest_matrix'] or 'matrix'} {_s(ours['ingest_s'])}), "
         f"peak RSS {ours['peak_rss_bytes'] / mb:.0f} MB",
-        "Goals (issue 8):",
+        "Goals:",
     ]
     for g in results["goals"]:
         verdict = "met" if g["met"] else "NOT met"

@@ -44,7 +44,7 @@ class ModelSpec:
 
 
 def model_specs(rounds: int) -> list[ModelSpec]:
-    """The two serving models of issue 8: binary and 10-class softprob."""
+    """The two serving models of the benchmark: binary and 10-class softprob."""
     return [
         ModelSpec("binary", "binary:logistic", rounds),
         ModelSpec("softprob", "multi:softprob", rounds, CLASSES),

@@ -86,7 +86,7 @@ def test_goals_table_covers_each_goal_per_model(
     floor_goals = [g for g in goals if "against_best_floor_outside_rounds" in g]
     assert len(floor_goals) == 4  # the 1,000-row and batch goals of each model
     assert all(positive(g["against_best_floor_outside_rounds"]) for g in floor_goals)
-    assert "Goals (issue 8):" in results["_stdout"]
+    assert "Goals:" in results["_stdout"]
 
 
 def test_chart_is_a_png(results: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 
 import pytest
 import xgboost as xgb
@@ -44,3 +45,14 @@ def make_client(loaded_models: dict[str, LoadedModel]) -> ClientFactory:
         return app.test_client()
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def forget_user_modules() -> Iterator[None]:
+    """A test that serves inference code imports its own `inference` module: drop it (and its
+    folder on the path) afterwards, so that the next test imports its own."""
+    path = list(sys.path)
+    yield
+    sys.modules.pop("inference", None)
+    sys.modules.pop("features", None)
+    sys.path[:] = path

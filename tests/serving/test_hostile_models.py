@@ -22,9 +22,9 @@ from container.serving import wsgi
 from container.serving.model_loading import load_model
 from container.serving.nesting import MAX_MODEL_NESTING, json_depth, ubjson_depth
 from container.settings import MODEL_FILENAME, Settings
+from tests.support.server import serve_until_exit
 
 from .helpers import ROWS, save_model_dir, train_booster
-from .test_server import _start_failure
 
 DEEP = 100_000
 """Levels of nesting: XGBoost 3's parser crashes from about 50,000 on an 8 MB stack."""
@@ -156,7 +156,8 @@ def test_serve_refuses_a_hostile_model_at_start_up_without_crashing(
 ) -> None:
     make, expected = HOSTILE_FILES[name]
     _write(tmp_path, make())
-    code, output = _start_failure(tmp_path)
+    result = serve_until_exit(tmp_path)
+    code, output = result.returncode, result.stdout + result.stderr
     assert code > 0, output  # an exit status, not a signal (a segfault is -11)
     assert expected in output, output
     assert "Segmentation fault" not in output and "Traceback" not in output, output

@@ -16,8 +16,7 @@ from flask.testing import FlaskClient
 from container.serving import wsgi
 from container.settings import Settings
 
-from .helpers import ROWS, csv_body, save_model_dir, train_booster
-from .test_user_hooks import _forget_user_modules, model_dir_with_code  # noqa: F401
+from .helpers import ROWS, csv_body, model_dir_with_code, save_model_dir, train_booster
 
 ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 PREDICT_ONLY = """

@@ -46,16 +46,6 @@ def client_for(root: Path, **env: str) -> FlaskClient:
     return wsgi.load_application(settings)[1].test_client()
 
 
-@pytest.fixture(autouse=True)
-def _forget_user_modules() -> Iterator[None]:
-    """Each test imports its own `inference` module; drop it (and its folder) afterwards."""
-    path = list(sys.path)
-    yield
-    sys.modules.pop("inference", None)
-    sys.modules.pop("features", None)
-    sys.path[:] = path
-
-
 # The example end to end: its training script's model and its SHAP inference code.
 
 
