@@ -1,6 +1,6 @@
-"""`bench/mme.py --quick` runs end to end against the real `./serve` in multi-model mode and the
-single-model `./serve`, and writes every figure (no timings asserted: the goals live in the
-benchmark)."""
+"""`python -m bench.mme --quick` runs end to end against the real `./serve` in multi-model
+mode and the single-model `./serve`, and writes every figure (no timings asserted: the goals
+live in the benchmark)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ MODELS = 6
 def test_quick_run_measures_every_figure(
     tmp_path: Path, run_bench: Callable[..., Any], positive: Callable[[Any], bool]
 ) -> None:
-    results = run_bench("mme.py", tmp_path, "--quick", "--models", str(MODELS), "--rounds", "10")
+    results = run_bench("mme", tmp_path, "--quick", "--models", str(MODELS), "--rounds", "10")
     assert results["meta"]["models"] == MODELS
     assert results["loads"]["n"] == MODELS
     assert positive(results["loads"]["loads_per_s"])
