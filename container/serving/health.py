@@ -47,7 +47,8 @@ class HealthResponder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.ready = False
-        self.live_workers = 0
+        self.workers: list[Any] = []
+        """gunicorn's worker objects, from fork to exit (`pid` set in the master after fork)."""
         self._listener: socket.socket | None = None
 
     def listen(self) -> None:
@@ -71,7 +72,7 @@ class HealthResponder:
         self.ready = True
 
     def pre_fork(self, server: Any, worker: Any) -> None:
-        self.live_workers += 1
+        self.workers = [*self.workers, worker]
 
     def post_fork(self, server: Any, worker: Any) -> None:
         """In the new worker: it has no business with the master's socket."""
@@ -79,13 +80,13 @@ class HealthResponder:
             self._listener.close()
 
     def child_exit(self, server: Any, worker: Any) -> None:
-        self.live_workers -= 1
+        self.workers = [w for w in self.workers if w is not worker]
 
     def answer(self) -> bytes:
         """The HTTP answer `/ping` gets now."""
         if not self.ready:
             return _LOADING
-        return _HEALTHY if self.live_workers > 0 else _NO_WORKER
+        return _HEALTHY if any(_alive(worker) for worker in self.workers) else _NO_WORKER
 
     def _serve(self) -> None:
         listener = self._listener
@@ -104,3 +105,16 @@ class HealthResponder:
                         break
                     head += chunk
                 client.sendall(self.answer())
+
+
+def _alive(worker: Any) -> bool:
+    """Whether a worker process runs: a worker that died is a zombie until the master's main
+    thread reaps it (and calls `child_exit`), which this thread must not wait for."""
+    pid = worker.pid
+    if not isinstance(pid, int):
+        return True  # being forked
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
