@@ -17,7 +17,8 @@ Writes `train.json` into `--out` (default `bench/results/`).
 `--scaling` runs `./train` on each size twice: in memory (`external_memory=false`, skipped
 where the container's memory rule says it would not fit) and from external memory
 (`external_memory=true`), and writes `train_scaling.json` and `train_scaling.png` (peak RSS
-and wall time against rows).
+and wall time against rows). Sizes measured earlier with the same settings stay in the file,
+so a long size can run on its own; each run's start and load average are kept.
 """
 
 from __future__ import annotations
@@ -244,11 +245,16 @@ def run(rows: int, out: Path, repeats: int) -> dict[str, Any]:
     return results
 
 
+SCALING_SETTINGS = ("features", "hyperparameters", "memory_limit_bytes", "cpus", "xgboost")
+"""What must match for points of two runs to sit in one table."""
+
+
 def run_scaling(sizes: list[int], out: Path) -> dict[str, Any]:
     """`./train` in memory and from external memory on each size: peak RSS and wall time."""
     from container.training import data_loading, external_memory
 
     limit = external_memory.memory_limit()
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     points = []
     for rows in sizes:
         csv = training_csv(rows)
@@ -277,23 +283,44 @@ def run_scaling(sizes: list[int], out: Path) -> dict[str, Any]:
                 point["external"]["wall_s"] / point["in_memory"]["wall_s"]
             )
         points.append(point)
+    run = {
+        "sizes": sizes,
+        "started": started,
+        "load_average": os.getloadavg(),
+    }
     results = {
         "meta": {
-            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "started": started,
             "features": FEATURES,
             "hyperparameters": HYPERPARAMETERS,
             "memory_limit_bytes": limit[0],
             "memory_limit_source": limit[1],
             "cpus": os.cpu_count(),
             "xgboost": xgb.__version__,
-            "load_average": os.getloadavg(),
+            "runs": [run],
         },
         "points": points,
     }
+    path = out / "train_scaling.json"
+    if path.exists():
+        results = _merged(json.loads(path.read_text()), results)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_scaling.json").write_text(json.dumps(results, indent=2) + "\n")
+    path.write_text(json.dumps(results, indent=2) + "\n")
     scaling_chart(results, out / "train_scaling.png")
     return results
+
+
+def _merged(earlier: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`new`'s points plus `earlier`'s of the sizes `new` did not run (same settings only), and
+    every run's date and load: a slow size can run on its own and join the others."""
+    same = all(earlier["meta"].get(key) == new["meta"][key] for key in SCALING_SETTINGS)
+    if not same:
+        return new
+    sizes = {point["rows"] for point in new["points"]}
+    points = [p for p in earlier["points"] if p["rows"] not in sizes] + new["points"]
+    runs = [r for r in earlier["meta"].get("runs", []) if set(r["sizes"]) - sizes]
+    meta = new["meta"] | {"runs": runs + new["meta"]["runs"]}
+    return {"meta": meta, "points": sorted(points, key=lambda point: point["rows"])}
 
 
 def scaling_table(results: dict[str, Any]) -> str:

@@ -33,7 +33,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 from botocore.exceptions import WaiterError
 from sagemaker.inputs import TrainingInput
 from sagemaker.model import Model
@@ -61,7 +60,7 @@ from digits_data import write_digits_csv
 from sdk_setup import (
     DEFAULT_LOCAL_IMAGE,
     LOCAL_ROLE,
-    TELEMETRY_OFF,
+    aws_session,
     configure_local_mode,
     digits_estimator,
     quiet_sdk_logging,
@@ -159,8 +158,7 @@ def local_placement(image_uri: str, work_dir: Path) -> Placement:
 
 def aws_placement(args: argparse.Namespace) -> Placement:
     """SageMaker: ml.* instances, everything under s3://BUCKET/PREFIX."""
-    boto_session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
-    session = PipelineSession(boto_session=boto_session, sagemaker_config=TELEMETRY_OFF)
+    session = aws_session(PipelineSession, args.region)
     base = f"s3://{args.bucket}/{args.prefix}"
     return Placement(
         session=session,

@@ -11,7 +11,9 @@ import logging
 import socket
 import subprocess
 from pathlib import Path
+from typing import TypeVar
 
+import boto3
 from example_hyperparameters import HYPERPARAMETERS
 from sagemaker.estimator import Estimator
 from sagemaker.session import Session
@@ -38,6 +40,16 @@ TELEMETRY_OFF = {
 def quiet_sdk_logging() -> None:
     """SDK v2 logs "will collect telemetry" on every call, even with TelemetryOptOut set."""
     logging.getLogger("sagemaker.telemetry.telemetry_logging").setLevel(logging.WARNING)
+
+
+SessionType = TypeVar("SessionType", bound=Session)
+
+
+def aws_session(session_class: type[SessionType], region: str | None) -> SessionType:
+    """A `session_class` (Session, PipelineSession) on AWS in `region` (else boto3's default),
+    telemetry off."""
+    boto_session = boto3.Session(region_name=region) if region else boto3.Session()
+    return session_class(boto_session=boto_session, sagemaker_config=TELEMETRY_OFF)
 
 
 def free_port() -> int:

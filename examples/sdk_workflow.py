@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import numpy as np
 from sagemaker.deserializers import CSVDeserializer
 from sagemaker.estimator import Estimator
@@ -44,6 +43,7 @@ from sdk_setup import (
     LOCAL_ROLE,
     METRIC_DEFINITIONS,
     TELEMETRY_OFF,
+    aws_session,
     configure_local_mode,
     digits_estimator,
     quiet_sdk_logging,
@@ -81,8 +81,7 @@ def local_target(image_uri: str, work_dir: Path) -> Target:
 
 def aws_target(args: argparse.Namespace) -> Target:
     """SageMaker: the same calls, with ml.* instances and S3 under s3://BUCKET/PREFIX."""
-    boto_session = boto3.Session(region_name=args.region) if args.region else boto3.Session()
-    session = Session(boto_session=boto_session, sagemaker_config=TELEMETRY_OFF)
+    session = aws_session(Session, args.region)
     base = f"s3://{args.bucket}/{args.prefix}"
     return Target(
         session=session,

@@ -1,4 +1,5 @@
-"""`python -m bench.train --scaling` on two small sizes: both modes run; JSON and chart exist."""
+"""`python -m bench.train --scaling` on small sizes: both modes run; JSON and chart exist; a later
+run of some sizes joins the stored points."""
 
 from __future__ import annotations
 
@@ -37,3 +38,13 @@ def test_scaling_compares_in_memory_with_external_memory(
         assert positive(point["external_vs_in_memory_wall"])
     assert (out_dir / "train_scaling.png").stat().st_size > 10_000
     assert "ext/in wall" in done.stdout
+
+    # A size run on its own joins the stored ones; a size run again replaces its point.
+    argv[-1] = "2000,6000"
+    again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=420)
+    assert again.returncode == 0, again.stdout + again.stderr
+    merged = json.loads((out_dir / "train_scaling.json").read_text())
+    assert [point["rows"] for point in merged["points"]] == [2000, 3000, 6000]
+    assert merged["points"][1] == results["points"][0]
+    assert merged["points"][2] != results["points"][1]
+    assert [run["sizes"] for run in merged["meta"]["runs"]] == [[3000, 6000], [2000, 6000]]

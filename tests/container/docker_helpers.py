@@ -9,9 +9,9 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.processes import free_port
 from tests.support.docker import run
 from tests.support.paths import LOCAL_TEST
-from tests.support.ports import free_port
 from tests.support.waiting import wait_for_ping
 
 IMAGE_NAME = "sagemaker-xgboost-byoc"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.processes import free_port
 from tests.support.docker import run, script
-from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 from .docker_helpers import IMAGE_NAME, curl, serving, status_and_body

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from bench.processes import free_port
 from tests.support.docker import run
 from tests.support.model_archives import extract_model_tar
 from tests.support.paths import LOCAL_TEST
-from tests.support.ports import free_port
 
 from .docker_helpers import curl, serving, status_and_body
 

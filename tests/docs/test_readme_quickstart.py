@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.processes import free_port
 from tests.support.paths import REPO
-from tests.support.ports import free_port
 
 from .markdown_text import README, code_blocks, section
 

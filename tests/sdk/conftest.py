@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.processes import free_port
 from tests.support.paths import REPO
-from tests.support.ports import free_port
 
 from .helpers import IMAGE, NETWORK, DigitsSplit, SdkRun, SdkVenvs, write_digits_csv
 

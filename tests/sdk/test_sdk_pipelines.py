@@ -23,10 +23,13 @@ SCORING_STEPS = ["model-CreateModel", "transform", "join"]
 IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost-byoc:1.0"
 
 
-def _run_pipeline(sdk: SdkRun, python: Path, name: str, *args: str) -> tuple[int, str, dict]:
-    """Run the example; returns its exit status, its output and its report."""
+def _run_local(
+    sdk: SdkRun, python: Path, image: str, work: Path, name: str, *args: str
+) -> tuple[int, str, dict]:
+    """Run the example locally on `image` in `work`; its exit status, output and report."""
     report = sdk.root / f"{name}.json"
-    result = sdk.run(python, PIPELINE, "--report", str(report), *args, timeout=1200)
+    argv = ["--report", str(report), "--local", "--image-uri", image, "--work-dir", str(work)]
+    result = sdk.run(python, PIPELINE, *argv, *args, timeout=1200)
     assert report.is_file(), result.stdout[-6000:]
     return result.returncode, result.stdout, json.loads(report.read_text())
 
@@ -67,16 +70,7 @@ def test_training_pipeline_trains_gates_and_scores(
     sdk_run: SdkRun, sdk_pythons: SdkVenvs, image: str
 ):
     work = sdk_run.root / "work"
-    status, output, report = _run_pipeline(
-        sdk_run,
-        sdk_pythons.sdk2,
-        "training",
-        "--local",
-        "--image-uri",
-        image,
-        "--work-dir",
-        str(work),
-    )
+    status, output, report = _run_local(sdk_run, sdk_pythons.sdk2, image, work, "training")
     assert status == 0, output[-6000:]
     assert report["status"] == "Succeeded", report
     steps = report["steps"]
@@ -102,17 +96,8 @@ def test_training_pipeline_below_threshold_ends_in_the_fail_step(
     sdk_run: SdkRun, sdk_pythons: SdkVenvs, image: str
 ):
     work = sdk_run.root / "work"
-    status, output, report = _run_pipeline(
-        sdk_run,
-        sdk_pythons.sdk2,
-        "failing",
-        "--local",
-        "--image-uri",
-        image,
-        "--work-dir",
-        str(work),
-        "--min-accuracy",
-        "1.01",
+    status, output, report = _run_local(
+        sdk_run, sdk_pythons.sdk2, image, work, "failing", "--min-accuracy", "1.01"
     )
     assert status != 0, output[-6000:]
     assert report["status"] == "Failed"
@@ -159,17 +144,14 @@ def test_scoring_pipeline_writes_each_run_under_its_own_prefix(
     work = sdk_run.root / "work"
     reports = {}
     for run_id in ("2026-12-01", "2026-12-02"):
-        status, output, report = _run_pipeline(
+        status, output, report = _run_local(
             sdk_run,
             sdk_pythons.sdk2,
+            image,
+            work,
             run_id,
-            "--local",
             "--pipeline",
             "scoring",
-            "--image-uri",
-            image,
-            "--work-dir",
-            str(work),
             "--run-id",
             run_id,
             "--model-data",

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.processes import free_port
 from container.settings import Settings
 from tests.support.paths import REPO
-from tests.support.ports import free_port
 from tests.support.server import (
     Server,
     child_pids,

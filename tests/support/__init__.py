@@ -3,9 +3,7 @@
     from tests.support.server import start_serve      # or the `serve` fixture (tests/conftest.py)
 
 - `paths`: REPO, LOCAL_TEST, PEER_DATA.
-- `ports`: `free_port`.
 - `waiting`: `wait_until` a condition with a deadline, `wait_for_ping`.
-- `processes`: `start_in_session`, so a test kills the whole group.
 - `opt_ml`: `make_job`, the one builder of `/opt/ml` trees; `script_mode_job`.
 - `server`: the real `./serve` on 127.0.0.1 (`start_serve`, `running_server`), its workers,
   its listener and the connections they hold, read from /proc.
@@ -16,6 +14,9 @@
 - `docker`: the engine, project scripts, the script-mode wheels.
 - `churn`: the script-mode example's SHAP answers.
 - `filesystems`: a small tmpfs for full-disk tests.
+
+Ports and process groups come from `bench.processes` (`free_port`, `start_group`), which the
+benchmarks use too.
 
 `tests/` is one package (every folder has an `__init__.py`), so pytest puts the checkout on
 `sys.path` and these import as `tests.support.*` from any folder.

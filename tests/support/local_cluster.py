@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.processes import free_port, start_group
+
 from .distributed import HYPERPARAMETERS, Data, build_opt_ml
 from .opt_ml import OptMlTree
 from .paths import REPO
-from .ports import free_port
-from .processes import start_in_session
 from .waiting import wait_until
 
 VENV_BIN = REPO / ".venv" / "bin"
@@ -47,7 +47,7 @@ def start_host(base: Path, name: str, port: int, extra_env: dict[str, str]) -> H
         **extra_env,
     }
     log = base.parent / f"{base.name}.log"
-    process = start_in_session([str(REPO / "train")], env, log, cwd=REPO)
+    process = start_group([str(REPO / "train")], env, log, cwd=REPO)
     return Host(base=base, name=name, log=log, process=process)
 
 

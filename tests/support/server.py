@@ -18,9 +18,9 @@ from pathlib import Path
 
 import requests
 
+from bench.processes import free_port, start_group
+
 from .paths import REPO
-from .ports import free_port
-from .processes import start_in_session
 from .waiting import wait_for_ping, wait_until
 
 READY_TIMEOUT_S = 60
@@ -69,7 +69,7 @@ def start_serve(base_dir: Path, **extra: str) -> Server:
     port = free_port()
     log = base_dir / f"serve-{port}.log"
     env = serve_env(base_dir, port, **extra)
-    process = start_in_session([str(REPO / "serve")], env, log)
+    process = start_group([str(REPO / "serve")], env, log)
     server = Server(process, f"http://127.0.0.1:{port}", log)
     try:
         wait_for_ping(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.processes import free_port
 from tests.support.distributed import HYPERPARAMETERS, Data, build_opt_ml, holdout_scores, make_data
 from tests.support.local_cluster import LocalCluster, start_host, wait_all
-from tests.support.ports import free_port
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from bench.processes import free_port
 from container.serving.codecs import DECODERS
 from sagemaker_xgboost_container import encoder
 from tests.support.opt_ml import Job, make_job
-from tests.support.ports import free_port
 
 from .helpers import regression_rows
 
