@@ -37,12 +37,6 @@ class NotAcceptable(ClientError):
     status = 406
 
 
-class RequestTimeout(ClientError):
-    """The client did not send its whole request within the read deadline."""
-
-    status = 408
-
-
 class PayloadTooLarge(ClientError):
     status = 413
 

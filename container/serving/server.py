@@ -22,7 +22,7 @@ from container.serving.front import RunDir
 from container.serving.health import HealthResponder
 from container.serving.heap import keep_freed_memory
 from container.serving.model_loading import LoadedModel
-from container.serving.worker import worker_class
+from container.serving.worker import FrontSyncWorker
 from container.serving.wsgi import load_application
 from container.settings import Settings
 
@@ -91,7 +91,7 @@ def gunicorn_options(
     return {
         "bind": f"unix:{run.upstream}",
         "workers": serving.workers,
-        "worker_class": worker_class(serving.read_timeout_s),  # sync, with a read deadline
+        "worker_class": FrontSyncWorker,  # sync, behind nginx
         "timeout": serving.timeout_s,
         "graceful_timeout": GRACEFUL_TIMEOUT_S,
         "preload_app": True,

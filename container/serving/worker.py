@@ -1,15 +1,17 @@
-"""gunicorn's sync worker with a deadline for reading each request (headers and body).
+"""gunicorn's sync worker behind nginx: whole requests in, answers out at memory speed.
 
-The worker's only client is nginx (`front.py`), which sends each request whole; the deadline
-is a second line of defence: a sync worker reads with blocking calls and no time limit, so a
-peer that stalls would hold it until gunicorn's `timeout` kills it. Here every read on the
-client socket is bounded by one deadline per connection: past it a 408 and the worker goes on.
+The worker's only client is nginx (`front.py`), over a unix socket in the server's private run
+folder. nginx reads each request whole, under its own deadlines, before it connects, and takes
+each answer whole, so a worker never waits on a client: its reads are plain blocking calls (a
+per-read deadline here, kept while gunicorn faced clients itself, cost a `poll` and two
+`ioctl`s on every read: about 11 system calls a request, measured with `strace -c`). Should
+nginx ever stall mid-request, gunicorn's `timeout` restarts the worker.
 
 Two costs of gunicorn's one-request-per-connection closing are cut (measured side by side,
-1-row requests at 8 clients): the response leaves corked, headers, body and FIN in one segment
-(about 5% more requests a second), and once the request's body has been read whole, the close
-does not wait for the client's own close, which gunicorn allows up to 2 s, holding the worker
-idle meanwhile (13-24% more).
+1-row requests at 8 clients, when gunicorn faced the clients over TCP): the response leaves
+corked, headers, body and FIN in one segment (about 5% more requests a second; TCP only), and
+once the request's body has been read whole, the close does not wait for the peer's own close,
+which gunicorn allows up to 2 s, holding the worker idle meanwhile (13-24% more).
 
 `DirectBody` and the early close use gunicorn attributes that are not its public interface
 (`Body.buf`, `LengthReader.length` and `.unreader`, `req.body`); they were written against
@@ -21,8 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import time
-from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -30,62 +30,34 @@ from gunicorn.http import errors as http_errors
 from gunicorn.http.body import Body, LengthReader
 from gunicorn.workers.sync import SyncWorker
 
-from container.errors import ContainerError, RequestTimeout
+from container.errors import ContainerError
 from container.serving.failures import error_document
 
 GUNICORN_VERSION = "27.0.1"
-"""The gunicorn whose internals `DirectBody` and `DeadlineSyncWorker` use."""
+"""The gunicorn whose internals `DirectBody` and `FrontSyncWorker` use."""
 
 
-class DeadlineSocket(socket.socket):
-    """A client socket whose reads stop at `read_deadline` (monotonic seconds) with a 408, and
-    whose response is sent corked.
+class FrontSocket(socket.socket):
+    """One connection from nginx: the response is sent corked (TCP), and once the request's
+    body was read whole, gunicorn's lingering close does not wait for the peer."""
 
-    The deadline fires once and is cleared when the response is over (`shutdown`), so
-    gunicorn's own lingering close reads as usual.
-    """
-
-    read_deadline: float | None = None
-    read_timeout_s: float = 0.0
     corked: bool = False
     body_consumed: bool = False
     """Set by the worker once the request's body was read whole and the response sent."""
 
     @classmethod
-    def adopt(cls, client: socket.socket, timeout_s: float) -> DeadlineSocket:
-        """Take over `client`'s connection (the old object is detached) with a deadline."""
-        adopted = cls(client.family, client.type, client.proto, fileno=client.detach())
-        adopted.read_timeout_s = timeout_s
-        adopted.read_deadline = time.monotonic() + timeout_s
-        return adopted
-
-    def _read(self, read: Callable[..., Any], *args: Any) -> Any:
-        """`read(*args)` within what is left of the deadline; 408 once it has passed."""
-        if self.read_deadline is None:
-            return read(*args)
-        remaining = self.read_deadline - time.monotonic()
-        if remaining > 0:
-            self.settimeout(remaining)
-            try:
-                return read(*args)
-            except TimeoutError:
-                pass
-            finally:
-                self.settimeout(None)
-        self.read_deadline = None
-        raise RequestTimeout(
-            f"The request was not received within {self.read_timeout_s:g} s "
-            "(XGB_SERVER_READ_TIMEOUT_S); send the whole request at once."
-        )
+    def adopt(cls, client: socket.socket) -> FrontSocket:
+        """Take over `client`'s connection (the old object is detached)."""
+        return cls(client.family, client.type, client.proto, fileno=client.detach())
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if self.body_consumed:
             return self._drain(bufsize, flags)
-        return self._read(super().recv, bufsize, flags)
+        return super().recv(bufsize, flags)
 
     def _drain(self, bufsize: int, flags: int) -> bytes:
         """gunicorn's close after a response to a request read whole: what has already arrived,
-        then b"" (closed) rather than wait for the client's close. (With unread request bytes
+        then b"" (closed) rather than wait for the peer's close. (With unread request bytes
         it lingers as usual: closing on them would reset the connection and could cut the
         response short.)"""
         self.setblocking(False)
@@ -94,19 +66,12 @@ class DeadlineSocket(socket.socket):
         except BlockingIOError:
             return b""
 
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        return self._read(super().recv_into, buffer, nbytes, flags)
-
-    def shutdown(self, how: int) -> None:
-        self.read_deadline = None
-        super().shutdown(how)
-
     def sendall(self, data: Any, flags: int = 0) -> None:
-        """Send, holding partial segments back from the response's first write on (`TCP_CORK`):
-        gunicorn writes the headers and the body in two calls, and closes the connection after
-        them, so a small response leaves in one segment with the FIN that the close sends
-        (measured, 1-row requests at 8 clients: about 5% more requests a second). gunicorn's
-        `100 Continue` goes out with `send`, before the body is read: it is never held."""
+        """Send, holding partial segments back from the response's first write on (`TCP_CORK`,
+        on TCP connections): gunicorn writes the headers and the body in two calls, and closes
+        the connection after them, so a small response leaves in one segment with the FIN that
+        the close sends. gunicorn's `100 Continue` goes out with `send`, before the body is
+        read: it is never held."""
         if not self.corked:
             self.corked = True
             if self.family in (socket.AF_INET, socket.AF_INET6):
@@ -172,15 +137,13 @@ def _error_response(error: ContainerError) -> bytes:
     ).encode() + body
 
 
-class DeadlineSyncWorker(SyncWorker):
-    """A sync worker whose clients must send their request within `read_timeout_s`."""
-
-    read_timeout_s: float = 30.0
+class FrontSyncWorker(SyncWorker):
+    """A sync worker serving nginx's connections (`FrontSocket`), reading bodies with no copy."""
 
     def handle(self, listener: Any, client: socket.socket, addr: Any) -> None:
-        super().handle(listener, DeadlineSocket.adopt(client, self.read_timeout_s), addr)
+        super().handle(listener, FrontSocket.adopt(client), addr)
 
-    def handle_request(self, listener: Any, req: Any, client: DeadlineSocket, addr: Any) -> Any:
+    def handle_request(self, listener: Any, req: Any, client: FrontSocket, addr: Any) -> Any:
         reader = req.body.reader
         if isinstance(reader, LengthReader):
             req.body = DirectBody(reader, client)
@@ -190,8 +153,7 @@ class DeadlineSyncWorker(SyncWorker):
             client.body_consumed = isinstance(reader, LengthReader) and reader.length == 0
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
-        """Errors met before the app runs, as JSON sentences like the app's: a deadline passed
-        while gunicorn read the headers (408, not gunicorn's 500), or malformed HTTP."""
+        """Errors met before the app runs (malformed HTTP) as JSON sentences like the app's."""
         if isinstance(exc, http_errors.ParseException) and not isinstance(
             exc,
             (
@@ -207,8 +169,3 @@ class DeadlineSyncWorker(SyncWorker):
                 client.sendall(_error_response(exc))
             return
         super().handle_error(req, client, addr, exc)
-
-
-def worker_class(read_timeout_s: float) -> type[DeadlineSyncWorker]:
-    """The worker class gunicorn runs, with its read deadline fixed."""
-    return type("DeadlineSyncWorker", (DeadlineSyncWorker,), {"read_timeout_s": read_timeout_s})

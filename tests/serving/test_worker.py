@@ -7,16 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from container.serving.worker import DeadlineSocket
+from container.serving.worker import FrontSocket
 
 
 @pytest.fixture
-def connection() -> Iterator[tuple[DeadlineSocket, socket.socket]]:
+def connection() -> Iterator[tuple[FrontSocket, socket.socket]]:
     """(server side adopted as the worker adopts it, client side) of one TCP connection."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         client = socket.create_connection(listener.getsockname(), timeout=10)
         accepted, _ = listener.accept()
-        server = DeadlineSocket.adopt(accepted, timeout_s=10)
+        server = FrontSocket.adopt(accepted)
         try:
             yield server, client
         finally:
