@@ -26,7 +26,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,6 @@ from container.errors import ClientError
 from container.training import readers
 
 if TYPE_CHECKING:
-    from container.training.data_loading import Dataset
     from container.training.hyperparameters import Hyperparameters
     from container.training.sharding import Shard
 
@@ -229,27 +228,6 @@ def choose(
         if shard.files  # none: reading the channel says what is wrong
     ]
     return plan(hyperparameters.external_memory, shares, hyperparameters.uses_quantile_matrix)
-
-
-def keep_rows(dataset: Dataset, shard: Shard) -> Dataset:
-    """This host's block of a spilled channel's rows (when the hosts split rows, not files):
-    the features stay in the spill and are cut as XGBoost reads them."""
-    rows = shard.rows(dataset.num_rows, dataset.qid)
-    logger.info(
-        "Host %s trains on rows %d to %d of the %d rows of channel '%s'.",
-        shard.host,
-        rows.start + 1,
-        rows.stop,
-        dataset.num_rows,
-        shard.channel,
-    )
-    return replace(
-        dataset,
-        label=dataset.label[rows],
-        weight=None if dataset.weight is None else dataset.weight[rows],
-        qid=None if dataset.qid is None else dataset.qid[rows],
-        spill_rows=rows,
-    )
 
 
 class Cache:

@@ -371,7 +371,7 @@ def load_share(
     (external memory), every channel goes to disk, and a cut is made as XGBoost reads it.
     `shard` is the share when already planned (`plan_share`).
     """
-    from container.training import data_loading, external_memory, sharding
+    from container.training import data_loading, sharding
 
     directory = settings.paths.channel_dir(channel)
     config = channels.get(channel, {})
@@ -386,11 +386,7 @@ def load_share(
         stop=stop,
         external=external,
     )
-    if dataset.is_spilled and shard.parts > 1:
-        dataset = external_memory.keep_rows(dataset, shard)
-    else:
-        dataset = sharding.keep_rows(dataset, shard)
-    return sharding.agree_on_width(dataset, hosts)
+    return sharding.agree_on_width(sharding.keep_rows(dataset, shard), hosts)
 
 
 def plan_share(

@@ -20,7 +20,7 @@ from xgboost import collective
 
 from container.errors import ClientError
 from container.training.cluster import Hosts
-from container.training.spill import SparseSpill
+from container.training.spill import FeatureSpill, SparseSpill
 
 LOG = logging.getLogger(__name__)
 
@@ -146,7 +146,9 @@ def _balanced_share(files: tuple[Path, ...], hosts: Hosts) -> tuple[Path, ...]:
 
 
 def keep_rows(dataset: _Rows, shard: Shard) -> _Rows:
-    """The part of a loaded channel this host trains on (all of it unless rows are split)."""
+    """The part of a loaded channel this host trains on (all of it unless rows are split). A
+    spilled channel's features stay on disk: its rows are cut as XGBoost reads them
+    (`spill_rows`)."""
     rows = shard.rows(dataset.num_rows, dataset.qid)
     if rows == slice(0, dataset.num_rows):
         return dataset
@@ -159,15 +161,16 @@ def keep_rows(dataset: _Rows, shard: Shard) -> _Rows:
         shard.channel,
     )
     features = dataset.features
+    if isinstance(features, (FeatureSpill, SparseSpill)):
+        cut: dict[str, object] = {"spill_rows": rows}
     # An Arrow table (dense channels) slices by offset and length; a CSR matrix by rows.
-    kept = (
-        features.slice(rows.start, rows.stop - rows.start)
-        if isinstance(features, pa.Table)
-        else features[rows]
-    )
+    elif isinstance(features, pa.Table):
+        cut = {"features": features.slice(rows.start, rows.stop - rows.start)}
+    else:
+        cut = {"features": features[rows]}
     return replace(
         dataset,
-        features=kept,
+        **cut,
         label=dataset.label[rows],
         weight=None if dataset.weight is None else dataset.weight[rows],
         qid=None if dataset.qid is None else dataset.qid[rows],
